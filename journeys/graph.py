@@ -1,0 +1,161 @@
+"""Pure checks and traversal of a journey's step graph; no Temporal, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from journeys.spec import (
+    BranchStep,
+    EnterStep,
+    ExitStep,
+    Journey,
+    SendStep,
+    SplitStep,
+    Step,
+    WaitForStep,
+    WaitStep,
+    step_kind,
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, at a JSON path such as ``$.steps[2].wait_for.on_timeout``."""
+
+    path: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+def targets(journey: Journey, step: Step) -> Iterator[tuple[str, str | None]]:
+    """Every (relative JSON path, target step id) a step can go to; ``None`` means exit."""
+    following = journey.following(step.id)
+    if isinstance(step, ExitStep):
+        return
+    if isinstance(step, BranchStep):
+        for index, case in enumerate(step.branch.cases):
+            yield f"branch.cases[{index}].next", case.next
+        yield "branch.default", step.branch.default or following
+        return
+    if isinstance(step, SplitStep):
+        for index, variant in enumerate(step.split.variants):
+            yield f"split.variants[{index}].next", variant.next or step.next or following
+        if step.split.holdout is not None:
+            yield "split.holdout.next", step.split.holdout.next
+        return
+    yield "next", step.next or following
+    if isinstance(step, WaitForStep) and step.on_timeout:
+        yield "on_timeout", step.on_timeout
+    if isinstance(step, SendStep) and step.on_failure:
+        yield "on_failure", step.on_failure
+
+
+def _is_wait(step: Step) -> bool:
+    return isinstance(step, WaitStep | WaitForStep)
+
+
+def check(
+    journey: Journey,
+    templates: Iterable[str] | None = None,
+    journeys: Iterable[str] | None = None,
+) -> list[Problem]:
+    """Every graph problem of a parsed journey. ``templates`` and ``journeys``, when given, are
+    the known keys that send and enter steps must name."""
+    problems: list[Problem] = []
+    index_of: dict[str, int] = {}
+    for index, step in enumerate(journey.steps):
+        if step.id in index_of:
+            problems.append(Problem(f"$.steps[{index}].id", f"duplicate step id {step.id!r}"))
+        index_of.setdefault(step.id, index)
+
+    steps = journey.step_map()
+    for index, step in enumerate(journey.steps):
+        for path, target in targets(journey, step):
+            if target is not None and target not in steps:
+                problems.append(Problem(f"$.steps[{index}].{path}", f"unknown step {target!r}"))
+        problems.extend(_step_problems(journey, index, step, templates, journeys))
+
+    problems.extend(_unreachable(journey, index_of))
+    problems.extend(_loops_without_wait(journey, index_of))
+    return problems
+
+
+def _step_problems(
+    journey: Journey,
+    index: int,
+    step: Step,
+    templates: Iterable[str] | None,
+    journeys: Iterable[str] | None,
+) -> Iterator[Problem]:
+    at = f"$.steps[{index}]"
+    steps = journey.step_map()
+    if isinstance(step, SendStep) and templates is not None:
+        if step.send.template not in set(templates):
+            yield Problem(f"{at}.send.template", f"unknown template {step.send.template!r}")
+    if isinstance(step, EnterStep):
+        if step.enter.journey == journey.key:
+            yield Problem(f"{at}.enter.journey", "a journey cannot enter itself")
+        elif journeys is not None and step.enter.journey not in set(journeys):
+            yield Problem(f"{at}.enter.journey", f"unknown journey {step.enter.journey!r}")
+    if isinstance(step, WaitForStep) and step.wait_for.message is not None:
+        source = steps.get(step.wait_for.message)
+        if not isinstance(source, SendStep):
+            yield Problem(
+                f"{at}.wait_for.message",
+                f"{step.wait_for.message!r} is not a send step of this journey",
+            )
+    if isinstance(step, SplitStep):
+        names = [variant.name for variant in step.split.variants]
+        if len(set(names)) != len(names):
+            yield Problem(f"{at}.split.variants", "variant names must be unique")
+
+
+def _walk(journey: Journey, start: str) -> set[str]:
+    steps = journey.step_map()
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in steps:
+            continue
+        seen.add(current)
+        todo.extend(t for _, t in targets(journey, steps[current]) if t is not None)
+    return seen
+
+
+def _unreachable(journey: Journey, index_of: dict[str, int]) -> Iterator[Problem]:
+    reached = _walk(journey, journey.steps[0].id)
+    for step_id, index in index_of.items():
+        if step_id not in reached:
+            yield Problem(f"$.steps[{index}]", f"step {step_id!r} can never be reached")
+
+
+def _loops_without_wait(journey: Journey, index_of: dict[str, int]) -> Iterator[Problem]:
+    """A cycle made only of instant steps would spin forever without yielding to a timer."""
+    steps = journey.step_map()
+    instant = {sid for sid, step in steps.items() if not _is_wait(step)}
+    reported: set[frozenset[str]] = set()
+    for start in instant:
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        while stack:
+            current, path = stack.pop()
+            for _, target in targets(journey, steps[current]):
+                if target == start:
+                    cycle = frozenset(path)
+                    if cycle not in reported:
+                        reported.add(cycle)
+                        first = min(cycle, key=index_of.__getitem__)
+                        yield Problem(
+                            f"$.steps[{index_of[first]}]",
+                            "loop with no wait in it: " + " -> ".join([*path, start]),
+                        )
+                elif target in instant and target not in path:
+                    stack.append((target, [*path, target]))
+
+
+def describe(step: Step) -> str:
+    """A step's kind and id, for traces and diagrams."""
+    return f"{step_kind(step)} {step.id}"

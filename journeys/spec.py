@@ -1,0 +1,372 @@
+"""The journey document: pydantic models of the trigger, the rules and every step kind.
+
+One key per step names its kind (``wait``, ``wait_for``, ``branch``, ``split``, ``send``,
+``update``, ``enter``, ``exit``); ``next`` defaults to the following step and the last step exits.
+Graph rules (targets exist, everything reachable, no loop without a wait) live in ``graph.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    model_validator,
+)
+
+from journeys.conditions import Condition
+from journeys.durations import format_duration, parse_duration
+
+MIN_WAIT = timedelta(seconds=1)
+MAX_WAIT = timedelta(days=3660)
+MAX_OFFSET = timedelta(days=366)
+
+
+def _parse(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a duration is an ISO 8601 string such as PT1H or P3D")
+    return parse_duration(value)
+
+
+def _in_wait_range(value: timedelta) -> timedelta:
+    if not MIN_WAIT <= value <= MAX_WAIT:
+        raise ValueError(f"duration {format_duration(value)} is out of range (PT1S to P3660D)")
+    return value
+
+
+def _in_offset_range(value: timedelta) -> timedelta:
+    if abs(value) > MAX_OFFSET:
+        raise ValueError(f"offset {format_duration(value)} is out of range (at most P366D)")
+    return value
+
+
+_iso = PlainSerializer(format_duration, return_type=str)
+Duration = Annotated[timedelta, BeforeValidator(_parse), AfterValidator(_in_wait_range), _iso]
+Offset = Annotated[timedelta, BeforeValidator(_parse), AfterValidator(_in_offset_range), _iso]
+
+
+def _parse_clock(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        hours, minutes = value.split(":")
+        return time(int(hours), int(minutes))
+    raise ValueError("a time of day is written HH:MM, 24-hour, e.g. 09:00")
+
+
+ClockTime = Annotated[
+    time, BeforeValidator(_parse_clock), PlainSerializer(lambda t: t.strftime("%H:%M"))
+]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+StepId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/\s]+$")]
+Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+Channel = Literal["email", "sms", "webhook"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+
+class EventMatch(Model):
+    """An event by name, optionally narrowed by a condition on its properties (``event.*``)."""
+
+    event: str = Field(min_length=1)
+    where: Condition | None = None
+
+
+# --- trigger -------------------------------------------------------------------------------
+
+
+class EventTrigger(EventMatch):
+    correlate: str | None = Field(
+        default=None,
+        description="Event property that keys the run: one run per (contact, value).",
+    )
+
+
+class ApiTrigger(Model):
+    api: Literal[True] = Field(description="Contacts enter only through the enroll API.")
+
+
+_UNSUPPORTED_TRIGGERS = ("segment", "schedule", "date_attribute")
+
+
+def _trigger_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return "event" if isinstance(value, EventTrigger) else "api"
+    if isinstance(value, dict):
+        if "event" in value:
+            return "event"
+        if "api" in value:
+            return "api"
+    return None
+
+
+Trigger = Annotated[
+    Annotated[EventTrigger, Tag("event")] | Annotated[ApiTrigger, Tag("api")],
+    Discriminator(
+        _trigger_kind,
+        custom_error_type="trigger_kind",
+        custom_error_message="a trigger needs `event` (an event name) or `api: true`",
+    ),
+]
+
+
+class ReEntryAfter(Model):
+    after: Duration
+
+
+ReEntry = Literal["never", "always"] | ReEntryAfter
+
+
+class QuietHours(Model):
+    """Local hours (contact's time zone) in which sends wait; ``start`` may be after ``end``."""
+
+    start: ClockTime
+    end: ClockTime
+    channels: list[Channel] | None = Field(
+        default=None, description="Channels it applies to; all when omitted."
+    )
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+class StepBase(Model):
+    id: StepId
+    next: StepId | None = Field(default=None, description="Defaults to the following step.")
+    title: str | None = Field(default=None, description="Words for operators and diagrams.")
+
+
+class WaitUntil(Model):
+    """The next local time of day, optionally only on some weekdays."""
+
+    until: ClockTime
+    weekdays: list[Weekday] | None = None
+
+
+class WaitForDate(Model):
+    """A date held in a contact attribute, shifted by ``offset``, at a local time of day."""
+
+    date_attribute: str = Field(min_length=1)
+    offset: Offset = timedelta(0)
+    at: ClockTime = time(9, 0)
+    yearly: bool = Field(
+        default=False, description="Use the next anniversary (birthdays) rather than the date."
+    )
+
+
+def _wait_tag(value: Any) -> str | None:
+    if isinstance(value, str | timedelta):
+        return "wait:duration"
+    if isinstance(value, WaitUntil) or (isinstance(value, dict) and "until" in value):
+        return "wait:until"
+    if isinstance(value, WaitForDate) or (isinstance(value, dict) and "date_attribute" in value):
+        return "wait:date"
+    return None
+
+
+class WaitStep(StepBase):
+    wait: Annotated[
+        Annotated[Duration, Tag("wait:duration")]
+        | Annotated[WaitUntil, Tag("wait:until")]
+        | Annotated[WaitForDate, Tag("wait:date")],
+        Discriminator(
+            _wait_tag,
+            custom_error_type="wait_kind",
+            custom_error_message=(
+                "a wait is a duration (PT1H), {until: HH:MM} or {date_attribute: <trait>}"
+            ),
+        ),
+    ]
+
+
+class WaitFor(Model):
+    event: str = Field(min_length=1)
+    where: Condition | None = None
+    message: StepId | None = Field(
+        default=None, description="A send step: only engagement with that message counts."
+    )
+    timeout: Duration
+
+
+class WaitForStep(StepBase):
+    wait_for: WaitFor
+    on_timeout: StepId | None = Field(
+        default=None, description="Where to go when the timeout passes; defaults to `next`."
+    )
+
+
+class Case(Model):
+    when: Condition
+    next: StepId
+
+
+class Branch(Model):
+    cases: list[Case] = Field(min_length=1)
+    default: StepId | None = Field(
+        default=None, description="When no case matches; defaults to the following step."
+    )
+
+
+class BranchStep(StepBase):
+    branch: Branch
+
+
+class Variant(Model):
+    name: str = Field(min_length=1, max_length=50)
+    weight: float = Field(gt=0)
+    next: StepId | None = None
+
+
+class Holdout(Model):
+    weight: float = Field(gt=0)
+    next: StepId | None = Field(default=None, description="Defaults to exiting the journey.")
+
+
+class Split(Model):
+    variants: list[Variant] = Field(min_length=1)
+    holdout: Holdout | None = None
+
+
+class SplitStep(StepBase):
+    split: Split
+
+
+class Send(Model):
+    channel: Channel
+    template: Key
+    data: dict[str, Any] = Field(default_factory=dict)
+    if_capped: Literal["defer", "skip"] = "defer"
+
+
+class SendStep(StepBase):
+    send: Send
+    on_failure: StepId | None = Field(
+        default=None, description="Where to go when the send fails permanently."
+    )
+
+
+class Update(Model):
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    add_tags: list[str] = Field(default_factory=list)
+    remove_tags: list[str] = Field(default_factory=list)
+    score: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Update:
+        if not (self.attributes or self.add_tags or self.remove_tags or self.score):
+            raise ValueError("an update sets attributes, adds or removes tags, or adds to scores")
+        return self
+
+
+class UpdateStep(StepBase):
+    update: Update
+
+
+class Enter(Model):
+    journey: Key
+
+
+class EnterStep(StepBase):
+    enter: Enter
+
+
+class Exit(Model):
+    reason: str | None = None
+
+
+class ExitStep(StepBase):
+    exit: Exit = Field(default_factory=Exit)
+
+
+STEP_KINDS: dict[str, type[StepBase]] = {
+    "wait": WaitStep,
+    "wait_for": WaitForStep,
+    "branch": BranchStep,
+    "split": SplitStep,
+    "send": SendStep,
+    "update": UpdateStep,
+    "enter": EnterStep,
+    "exit": ExitStep,
+}
+
+
+def step_kind(step: StepBase) -> str:
+    return next(kind for kind, model in STEP_KINDS.items() if isinstance(step, model))
+
+
+def _step_tag(value: Any) -> str | None:
+    if isinstance(value, StepBase):
+        return "step:" + step_kind(value)
+    if not isinstance(value, dict):
+        return None
+    kinds = [kind for kind in STEP_KINDS if kind in value]
+    return "step:" + kinds[0] if len(kinds) == 1 else None
+
+
+Step = Annotated[
+    Annotated[WaitStep, Tag("step:wait")]
+    | Annotated[WaitForStep, Tag("step:wait_for")]
+    | Annotated[BranchStep, Tag("step:branch")]
+    | Annotated[SplitStep, Tag("step:split")]
+    | Annotated[SendStep, Tag("step:send")]
+    | Annotated[UpdateStep, Tag("step:update")]
+    | Annotated[EnterStep, Tag("step:enter")]
+    | Annotated[ExitStep, Tag("step:exit")],
+    Discriminator(
+        _step_tag,
+        custom_error_type="step_kind",
+        custom_error_message=(
+            "a step has exactly one kind key: wait, wait_for, branch, split, send, update, "
+            "enter or exit"
+        ),
+    ),
+]
+
+
+class Journey(Model):
+    """A journey version: what starts it, the rules around it and its steps."""
+
+    key: Key
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    trigger: Trigger
+    re_entry: ReEntry = "never"
+    goal: EventMatch | None = None
+    exit_on: list[EventMatch] = Field(default_factory=list)
+    quiet_hours: QuietHours | None = None
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unsupported_triggers(cls, data: Any) -> Any:
+        trigger = data.get("trigger") if isinstance(data, dict) else None
+        if isinstance(trigger, dict):
+            for kind in _UNSUPPORTED_TRIGGERS:
+                if kind in trigger:
+                    raise ValueError(
+                        f"trigger kind `{kind}` is not yet supported; use `event` or `api: true`"
+                    )
+        return data
+
+    def step_map(self) -> dict[str, Step]:
+        return {step.id: step for step in self.steps}
+
+    def following(self, step_id: str) -> str | None:
+        """The step after ``step_id`` in document order, or None for the last one."""
+        ids = [step.id for step in self.steps]
+        index = ids.index(step_id)
+        return ids[index + 1] if index + 1 < len(ids) else None

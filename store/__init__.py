@@ -1,0 +1,1 @@
+"""Database models and the functions that read and write them."""
