@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -126,7 +125,11 @@ _KEYS = {"all": "all", "any": "any", "not": "not", "seen": "seen", "field": "com
 def _condition_tag(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return "cond:" + {
-            All: "all", AnyOf: "any", Not: "not", Seen: "seen", Compare: "compare"
+            All: "all",
+            AnyOf: "any",
+            Not: "not",
+            Seen: "seen",
+            Compare: "compare",
         }.get(type(value), "history")
     if not isinstance(value, dict):
         return None

@@ -92,9 +92,12 @@ def _step_problems(
 ) -> Iterator[Problem]:
     at = f"$.steps[{index}]"
     steps = journey.step_map()
-    if isinstance(step, SendStep) and templates is not None:
-        if step.send.template not in set(templates):
-            yield Problem(f"{at}.send.template", f"unknown template {step.send.template!r}")
+    if (
+        isinstance(step, SendStep)
+        and templates is not None
+        and step.send.template not in set(templates)
+    ):
+        yield Problem(f"{at}.send.template", f"unknown template {step.send.template!r}")
     if isinstance(step, EnterStep):
         if step.enter.journey == journey.key:
             yield Problem(f"{at}.enter.journey", "a journey cannot enter itself")
