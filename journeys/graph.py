@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from journeys.conditions import history_conditions
 from journeys.spec import (
     BranchStep,
     EnterStep,
@@ -78,6 +79,7 @@ def check(
                 problems.append(Problem(f"$.steps[{index}].{path}", f"unknown step {target!r}"))
         problems.extend(_step_problems(journey, index, step, templates, journeys))
 
+    problems.extend(_history_in_event_filters(journey))
     problems.extend(_unreachable(journey, index_of))
     problems.extend(_loops_without_wait(journey, index_of))
     return problems
@@ -114,6 +116,25 @@ def _step_problems(
         names = [variant.name for variant in step.split.variants]
         if len(set(names)) != len(names):
             yield Problem(f"{at}.split.variants", "variant names must be unique")
+
+
+def _history_in_event_filters(journey: Journey) -> Iterator[Problem]:
+    """Event filters are checked as events arrive, inside the workflow, where the event store
+    cannot be asked: history conditions belong in branches."""
+    filters: list[tuple[str, object]] = [
+        ("$.trigger.where", getattr(journey.trigger, "where", None))
+    ]
+    if journey.goal is not None:
+        filters.append(("$.goal.where", journey.goal.where))
+    filters += [(f"$.exit_on[{i}].where", rule.where) for i, rule in enumerate(journey.exit_on)]
+    filters += [
+        (f"$.steps[{i}].wait_for.where", step.wait_for.where)
+        for i, step in enumerate(journey.steps)
+        if isinstance(step, WaitForStep)
+    ]
+    for path, condition in filters:
+        if condition is not None and history_conditions(condition):
+            yield Problem(path, "event history conditions are allowed in branch cases only")
 
 
 def _walk(journey: Journey, start: str) -> set[str]:

@@ -1,0 +1,1 @@
+"""Message providers behind one interface."""

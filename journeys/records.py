@@ -1,0 +1,50 @@
+"""Records that cross the boundary between the API, workflows and activities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JourneyEvent(Record):
+    """An app or delivery event as a run sees it; ``id`` is the Segment messageId."""
+
+    id: str
+    name: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime | None = None
+
+
+class ContactSnapshot(Record):
+    """What a run knows of its contact; refreshed by activities, recorded in history."""
+
+    id: str
+    email: str | None = None
+    phone: str | None = None
+    timezone: str = "UTC"
+    traits: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    unsubscribed: list[str] = Field(default_factory=list)
+
+    def condition_context(self) -> dict[str, Any]:
+        """The ``contact``, ``tags`` and ``scores`` parts of a condition's context."""
+        contact = {**self.traits, "id": self.id, "email": self.email, "phone": self.phone}
+        contact["timezone"] = self.timezone
+        return {"contact": contact, "tags": list(self.tags), "scores": dict(self.scores)}
+
+
+class TraceEntry(Record):
+    """One line of a run's step-by-step trace; also a funnel row in ``step_events``."""
+
+    seq: int
+    at: datetime
+    step: str | None
+    kind: str
+    detail: str | None = None

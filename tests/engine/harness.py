@@ -1,0 +1,129 @@
+"""Helpers for journey workflow tests: publish specs, make contacts, start runs, read traces."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from temporalio.client import Client, WorkflowHandle
+
+from journeys.records import JourneyEvent, TraceEntry
+from journeys.spec import Journey
+from journeys.starter import EVENT_SIGNAL, start_run
+from journeys.validation import parse_journey
+from store import contacts as contacts_store
+from store import journeys as journeys_store
+from store import templates as templates_store
+from store.db import Database
+from store.models import Message
+from workflows.types import JourneyResult, RunView
+
+TASK_QUEUE = "journeys-test"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def publish(db: Database, spec: str | dict[str, Any], **overrides: Any) -> tuple[int, Journey]:
+    document = yaml.safe_load(spec) if isinstance(spec, str) else dict(spec)
+    document.update(overrides)
+    journey = parse_journey(document)
+    with db.transaction() as session:
+        return journeys_store.publish(session, journey), journey
+
+
+def template(db: Database, key: str, channel: str = "email", **parts: str | None) -> None:
+    with db.transaction() as session:
+        templates_store.put(session, key, channel, **parts)
+
+
+def contact(db: Database, **traits: Any) -> str:
+    contact_id = unique("contact")
+    traits.setdefault("email", f"{contact_id}@example.com")
+    with db.transaction() as session:
+        contacts_store.upsert(session, contact_id, traits)
+    return contact_id
+
+
+def event(name: str, **properties: Any) -> JourneyEvent:
+    return JourneyEvent(id=unique("evt"), name=name, properties=properties)
+
+
+async def start(
+    client: Client,
+    journey: Journey,
+    version: int,
+    contact_id: str,
+    trigger: JourneyEvent | None = None,
+    **options: Any,
+) -> WorkflowHandle:
+    return await start_run(
+        client,
+        journey=journey,
+        version=version,
+        contact_id=contact_id,
+        task_queue=TASK_QUEUE,
+        event=trigger,
+        **options,
+    )
+
+
+async def signal(handle: WorkflowHandle, name: str, **properties: Any) -> JourneyEvent:
+    sent = event(name, **properties)
+    await handle.signal(EVENT_SIGNAL, sent)
+    return sent
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def finish(handle: WorkflowHandle) -> tuple[JourneyResult, RunView]:
+    result = JourneyResult.model_validate(await handle.result())
+    view = await handle.query("state", result_type=RunView)
+    if os.environ.get("JOURNEYS_RECORD_HISTORIES") == "1":
+        await record_history(handle)
+    return result, view
+
+
+async def record_history(handle: WorkflowHandle) -> None:
+    """Keep the run's history for the replay test (set JOURNEYS_RECORD_HISTORIES=1)."""
+    test = os.environ["PYTEST_CURRENT_TEST"].split(" ")[0].split("::")[-1]
+    history = await handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{test}.json").write_text(history.to_json())
+
+
+def at(view: RunView, kind: str) -> list[TraceEntry]:
+    return [entry for entry in view.trace if entry.kind == kind]
+
+
+def to_second(moment: datetime) -> datetime:
+    """Workflow time moves on by the milliseconds an activity takes; schedules are in seconds."""
+    return (moment + timedelta(milliseconds=500)).replace(microsecond=0)
+
+
+def offsets(view: RunView, kind: str) -> list[timedelta]:
+    """When each ``kind`` entry happened, to the second, counted from the run's start."""
+    start_at = to_second(view.trace[0].at)
+    return [to_second(entry.at) - start_at for entry in at(view, kind)]
+
+
+def messages(db: Database, contact_id: str) -> list[Message]:
+    with db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Message).where(Message.contact_id == contact_id).order_by(Message.created_at)
+            )
+        )
+
+
+def workflow_id_of(journey: Journey, contact_id: str, correlation: str | None = None) -> str:
+    from journeys.starter import workflow_id
+
+    return workflow_id(journey.key, contact_id, correlation)

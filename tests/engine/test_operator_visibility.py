@@ -1,0 +1,66 @@
+"""Operators see where a contact is: search attributes, current details, and the trace."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from journeys import search_attributes as sa
+from store.db import Database
+from store.models import Enrollment, StepEvent
+from tests.engine import harness as h
+from tests.engine.test_abandoned_cart import SPEC
+from workflows.types import RunView
+
+
+async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
+    client: Client, engine_db: Database, time_env: WorkflowEnvironment
+):
+    h.template(engine_db, "cart-reminder", subject="You left {{ event.item | default: 'your cart' }}", text="Still there?")
+    version, journey = h.publish(engine_db, SPEC.format(key=h.unique("cart")))
+    contact = h.contact(engine_db)
+    handle = await h.start(
+        client, journey, version, contact, h.event("cart.abandoned", cart_id="v", item="a hat")
+    )
+    await time_env.sleep(timedelta(hours=2))
+
+    attributes = (await handle.describe()).typed_search_attributes
+    assert attributes.get(sa.JOURNEY_KEY) == journey.key
+    assert attributes.get(sa.JOURNEY_VERSION) == version
+    assert attributes.get(sa.CONTACT_ID) == contact
+    assert attributes.get(sa.STEP) == "opened?"
+    assert attributes.get(sa.STATUS) == "running"
+
+    metadata = await handle.query("__temporal_workflow_metadata")
+    details = metadata.current_details
+    assert "waiting for email.opened (message reminder) on step opened? until" in details
+    view = await handle.query("state", result_type=RunView)
+    assert view.step == "opened?" and view.status == "running"
+    assert view.until is not None and view.until - view.trace[0].at == timedelta(days=1, hours=1)
+    assert [(e.step, e.kind) for e in view.trace] == [
+        ("wait-1h", "entered"),
+        ("wait-1h", "waited"),
+        ("reminder", "entered"),
+        ("reminder", "sent"),
+        ("opened?", "entered"),
+    ]
+
+    # The funnel rows and the enrollment are in the database while the run waits.
+    with engine_db.transaction() as session:
+        enrollment = session.query(Enrollment).filter_by(workflow_id=handle.id).one()
+        steps = [
+            row.step_id
+            for row in session.query(StepEvent)
+            .filter_by(enrollment_id=enrollment.id)
+            .order_by(StepEvent.at, StepEvent.id)
+        ]
+    assert enrollment.status == "running" and enrollment.current_step == "opened?"
+    assert steps.count("opened?") == 1 and "reminder" in steps
+
+    await h.signal(handle, "order.completed")
+    result, _ = await h.finish(handle)
+    attributes = (await handle.describe()).typed_search_attributes
+    assert result.status == "converted"
+    assert attributes.get(sa.STATUS) == "converted"

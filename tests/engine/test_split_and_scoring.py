@@ -1,0 +1,143 @@
+"""A/B split shares and determinism; lead scoring that hands off past a threshold."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from journeys.plugin import JourneysPlugin
+from store import contacts as contacts_store
+from store.db import Database
+from tests.engine import harness as h
+from workflows.types import RunView
+
+AB_TEST = """
+key: {key}
+name: Subject line test
+trigger: {{api: true}}
+steps:
+  - id: pick
+    split:
+      variants:
+        - {{name: plain, weight: 45, next: plain}}
+        - {{name: emoji, weight: 45, next: emoji}}
+      holdout: {{weight: 10}}
+  - id: plain
+    send: {{channel: email, template: ab-plain}}
+    next: done
+  - id: emoji
+    send: {{channel: email, template: ab-emoji}}
+  - id: done
+    exit: {{}}
+"""
+
+SCORING = """
+key: {key}
+name: Lead scoring
+trigger: {{event: lead.created}}
+steps:
+  - id: engaged?
+    wait_for: {{event: page.viewed, timeout: P30D}}
+    on_timeout: cold
+  - id: add-points
+    update: {{score: {{lead: 10}}}}
+  - id: sales-ready?
+    branch:
+      cases: [{{when: {{field: scores.lead, gte: 30}}, next: hand-off}}]
+      default: engaged?
+  - id: hand-off
+    update: {{add_tags: [sales-ready]}}
+    next: done
+  - id: cold
+    update: {{add_tags: [cold]}}
+  - id: done
+    exit: {{}}
+"""
+
+CONTACTS = 1000
+
+
+async def test_split_shares_match_weights_and_holdout_gets_nothing(
+    client: Client, engine_db: Database, plugin: JourneysPlugin
+):
+    h.template(engine_db, "ab-plain", subject="Our new range", text="See it")
+    h.template(engine_db, "ab-emoji", subject="Our new range ✨", text="See it")
+    version, journey = h.publish(engine_db, AB_TEST.format(key=h.unique("ab")))
+    contacts = [h.contact(engine_db) for _ in range(CONTACTS)]
+
+    results = []
+    for start in range(0, CONTACTS, 100):
+        handles = await asyncio.gather(
+            *(h.start(client, journey, version, c) for c in contacts[start : start + 100])
+        )
+        results += await asyncio.gather(*(handle.result() for handle in handles))
+
+    shares = Counter(result.variant for result in results)
+    assert abs(shares["plain"] / CONTACTS - 0.45) <= 0.03
+    assert abs(shares["emoji"] / CONTACTS - 0.45) <= 0.03
+    assert abs(shares["holdout"] / CONTACTS - 0.10) <= 0.03
+    by_contact = dict(zip(contacts, results, strict=True))
+    holdouts = [c for c, r in by_contact.items() if r.variant == "holdout"]
+    assert all(h.messages(engine_db, c) == [] for c in holdouts[:50])
+    assert all(by_contact[c].reason == "holdout" for c in holdouts)
+
+    # The choice is recorded in history: replaying gives the same commands and variant.
+    handle = client.get_workflow_handle(h.workflow_id_of(journey, contacts[0]))
+    history = await handle.fetch_history()
+    replayed = await Replayer(workflows=[], plugins=[plugin]).replay_workflow(history)
+    assert replayed.replay_failure is None
+    view = await handle.query("state", result_type=RunView)
+    assert view.variant == by_contact[contacts[0]].variant
+
+
+async def test_lead_hands_off_to_sales_once_score_reaches_30(
+    client: Client, engine_db: Database, time_env: WorkflowEnvironment
+):
+    version, journey = h.publish(engine_db, SCORING.format(key=h.unique("scoring")))
+    contact = h.contact(engine_db)
+    handle = await h.start(client, journey, version, contact, h.event("lead.created"))
+
+    for _ in range(3):
+        await time_env.sleep(timedelta(days=1))
+        await h.signal(handle, "page.viewed", path="/pricing")
+    result, view = await h.finish(handle)
+
+    with engine_db.transaction() as session:
+        stored = contacts_store.snapshot(contacts_store.get_or_create(session, contact))
+    assert stored.scores == {"lead": 30.0}
+    assert stored.tags == ["sales-ready"]
+    assert [e.detail for e in h.at(view, "branched")] == [
+        "default -> engaged?",
+        "default -> engaged?",
+        "case 1 -> hand-off",
+    ]
+
+
+async def test_continue_as_new_keeps_buffered_events_and_the_wait(
+    client: Client, engine_db: Database, time_env: WorkflowEnvironment
+):
+    version, journey = h.publish(engine_db, SCORING.format(key=h.unique("scoring")))
+    contact = h.contact(engine_db)
+    handle = await h.start(
+        client, journey, version, contact, h.event("lead.created"), continue_as_new_after=20
+    )
+
+    await time_env.sleep(timedelta(days=1))
+    first = await h.signal(handle, "page.viewed")
+    await h.signal(handle, "page.viewed")
+    await h.signal(handle, "page.viewed")
+    await handle.signal("event", first)  # a duplicate delivery must not count again
+    result, view = await h.finish(handle)
+
+    assert result.status == "completed"
+    description = await handle.describe()
+    assert description.run_id != handle.result_run_id, "the run never continued as new"
+    with engine_db.transaction() as session:
+        stored = contacts_store.snapshot(contacts_store.get_or_create(session, contact))
+    assert stored.scores == {"lead": 30.0}
+    assert stored.tags == ["sales-ready"]

@@ -1,0 +1,546 @@
+"""The journey interpreter: one run walks one contact through one published journey version.
+
+The loop enters a step, runs that kind's short handler, which answers the next step id, and
+records a trace line for every decision. Goal and exit events interrupt whatever is running,
+timers included. The spec travels in the input, so a run stays on the version it began on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.types import (
+        BEGIN_ENROLLMENT,
+        ENTER_JOURNEY,
+        LOAD_CONDITION_DATA,
+        RECORD_PROGRESS,
+        SEND_MESSAGE,
+        UPDATE_CONTACT,
+        BeginEnrollmentInput,
+        BeginEnrollmentResult,
+        ConditionData,
+        EnterJourneyInput,
+        EnterJourneyResult,
+        LoadConditionDataInput,
+        RecordProgressInput,
+        SendMessageInput,
+        SendMessageResult,
+        UpdateContactInput,
+    )
+    from journeys import search_attributes as sa
+    from journeys.conditions import evaluate, history_conditions
+    from journeys.records import ContactSnapshot, JourneyEvent, TraceEntry
+    from journeys.spec import (
+        BranchStep,
+        EnterStep,
+        EventMatch,
+        ExitStep,
+        SendStep,
+        SplitStep,
+        Step,
+        UpdateStep,
+        WaitFor,
+        WaitForDate,
+        WaitForStep,
+        WaitStep,
+        WaitUntil,
+    )
+    from journeys.split import choose_variant
+    from journeys.timing import next_date_occurrence, next_local_time, quiet_until
+    from workflows.options import DEFAULT as OPTIONS
+    from workflows.types import (
+        SEEN_IDS_LIMIT,
+        TRACE_LIMIT,
+        BufferedEvent,
+        JourneyInput,
+        JourneyResult,
+        RunState,
+        RunView,
+    )
+
+
+class _Suspend:
+    """A handler's answer when the run must continue as new before the step is done."""
+
+
+SUSPEND = _Suspend()
+Next = str | None | _Suspend
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@workflow.defn(name="Journey")
+class JourneyWorkflow:
+    @workflow.init
+    def __init__(self, run_input: JourneyInput) -> None:
+        self._input = run_input
+        self._journey = run_input.journey
+        self._steps = self._journey.step_map()
+        self._resumed = run_input.state is not None
+        self._s = run_input.state or RunState(
+            entry_id=workflow.info().run_id, started_at=workflow.now()
+        )
+        self._seen = set(self._s.seen_ids)
+        self._interrupt: tuple[str, str] | None = None
+        self._waiting_for: str | None = None
+        self._until: datetime | None = None
+        self._shown_step = workflow.info().typed_search_attributes.get(sa.STEP)
+        if run_input.trigger is not None:
+            self._remember(run_input.trigger.id)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, run_input: JourneyInput) -> JourneyResult:
+        if not self._resumed:
+            refusal = await self._begin()
+            if refusal is not None:
+                return await self._end("skipped", refusal)
+        while self._s.step is not None and self._interrupt is None:
+            step = self._steps[self._s.step]
+            following = await getattr(self, "_" + type(step).__name__)(step)
+            if isinstance(following, _Suspend):
+                await self._continue_as_new()
+            if self._interrupt is not None:
+                break
+            self._s.deadline = None
+            self._s.step = following
+            if following is not None:
+                self._trace(following, "entered")
+        if self._interrupt is not None:
+            return await self._end(*self._interrupt)
+        return await self._end("completed", self._s.reason)
+
+    async def _begin(self) -> str | None:
+        self._s.step = self._journey.steps[0].id
+        self._trace(self._s.step, "entered")
+        result = await self._local(
+            BEGIN_ENROLLMENT,
+            BeginEnrollmentInput(
+                **self._ref(),
+                correlation=self._input.correlation,
+                re_entry=self._journey.re_entry,
+                started_at=self._s.started_at,
+                entries=self._s.unrecorded,
+            ),
+            BeginEnrollmentResult,
+        )
+        self._s.unrecorded = []
+        if not result.allowed:
+            self._s.trace = []
+            return result.reason or "not allowed"
+        self._s.contact = result.contact
+        return None
+
+    async def _end(self, status: str, reason: str | None) -> JourneyResult:
+        self._s.status, self._s.reason = status, reason
+        if status != "skipped":
+            self._trace(self._s.step, status, reason)
+            await self._flush()
+        workflow.upsert_search_attributes([sa.STATUS.value_set(status)])
+        workflow.set_current_details(f"{status}" + (f": {reason}" if reason else ""))
+        self._waiting_for, self._until = None, None
+        if status == "failed":
+            raise ApplicationError(reason or "failed", type="JourneyFailed", non_retryable=True)
+        return JourneyResult(
+            status=status, reason=reason, step=self._s.step, variant=self._s.variant
+        )
+
+    async def _continue_as_new(self) -> None:
+        await self._flush()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._s.seen_ids = self._s.seen_ids[-SEEN_IDS_LIMIT:]
+        workflow.continue_as_new(self._input.model_copy(update={"state": self._s}))
+
+    def _continue_as_new_due(self) -> bool:
+        limit = self._input.continue_as_new_after
+        info = workflow.info()
+        if limit is not None and info.get_current_history_length() >= limit:
+            return True
+        return info.is_continue_as_new_suggested()
+
+    # --- step handlers: one per kind --------------------------------------------------------
+
+    async def _WaitStep(self, step: WaitStep) -> Next:
+        now, wait = workflow.now(), step.wait
+        if isinstance(wait, timedelta):
+            target: datetime | None = now + wait
+        elif isinstance(wait, WaitUntil):
+            target = next_local_time(now, self._tz(), wait.until, wait.weekdays)
+        else:
+            target = self._date_target(wait, now)
+            if target is None:
+                self._trace(step.id, "skipped", f"no date in `{wait.date_attribute}`")
+                return self._after(step)
+        outcome = await self._block(step.id, target, f"waiting on step {step.id}")
+        if outcome != "timeout":
+            return SUSPEND if outcome is SUSPEND else None
+        self._trace(step.id, "waited")
+        return self._after(step)
+
+    async def _WaitForStep(self, step: WaitForStep) -> Next:
+        spec = step.wait_for
+        about = f" (message {spec.message})" if spec.message else ""
+        outcome = await self._block(
+            step.id,
+            workflow.now() + spec.timeout,
+            f"waiting for {spec.event}{about} on step {step.id}",
+            ready=lambda: self._match(spec) is not None,
+        )
+        if outcome == "ready":
+            found = self._match(spec)
+            assert found is not None
+            found.consumed = True
+            self._trace(step.id, "event", f"{found.event.name} ({found.event.id})")
+            return self._after(step)
+        if outcome == "timeout":
+            self._trace(step.id, "timeout", f"no {spec.event} in time")
+            return step.on_timeout or self._after(step)
+        return SUSPEND if outcome is SUSPEND else None
+
+    async def _BranchStep(self, step: BranchStep) -> Next:
+        data = await self._condition_data([case.when for case in step.branch.cases])
+        context, seen = self._context(), self._seen_events()
+        for index, case in enumerate(step.branch.cases):
+            if evaluate(case.when, context, data.history, seen):
+                self._trace(step.id, "branched", f"case {index + 1} -> {case.next}")
+                return case.next
+        target = step.branch.default or self._after(step)
+        self._trace(step.id, "branched", f"default -> {target or 'exit'}")
+        return target
+
+    async def _SplitStep(self, step: SplitStep) -> Next:
+        assignment = choose_variant(
+            step.split, f"{self._journey.key}/{step.id}", self._input.contact_id, self._s.entry_id
+        )
+        self._s.variant = assignment.variant
+        self._trace(step.id, "variant", assignment.variant)
+        if assignment.holdout:
+            self._s.reason = "holdout"
+            return assignment.next
+        return assignment.next or step.next or self._journey.following(step.id)
+
+    async def _SendStep(self, step: SendStep) -> Next:
+        if await self._quiet_hours(step) is SUSPEND:
+            return SUSPEND
+        if self._interrupt is not None:
+            return None
+        key = self._operation_key(step.id)
+        message_id = "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+        self._s.messages[step.id] = message_id
+        send = step.send
+        self._show(step.id, f"sending {send.channel} {send.template} on step {step.id}", None)
+        result = await workflow.execute_activity(
+            SEND_MESSAGE,
+            SendMessageInput(
+                idempotency_key=key,
+                message_id=message_id,
+                contact_id=self._input.contact_id,
+                journey_key=self._journey.key,
+                version=self._input.version,
+                step_id=step.id,
+                workflow_id=workflow.info().workflow_id,
+                channel=send.channel,
+                template=send.template,
+                data=send.data,
+                trigger=self._input.trigger,
+            ),
+            result_type=SendMessageResult,
+            start_to_close_timeout=OPTIONS.send_timeout,
+            retry_policy=OPTIONS.retry,
+            summary=f"{step.id}: {send.channel} {send.template}",
+        )
+        if result.status == "failed":
+            self._trace(step.id, "failed", result.reason)
+            if step.on_failure:
+                return step.on_failure
+            self._interrupt = ("failed", f"step {step.id}: {result.reason}")
+            return None
+        self._trace(step.id, result.status, result.reason if result.status == "skipped" else None)
+        return self._after(step)
+
+    async def _UpdateStep(self, step: UpdateStep) -> Next:
+        self._s.contact = await workflow.execute_activity(
+            UPDATE_CONTACT,
+            UpdateContactInput(
+                operation_key=self._operation_key(step.id),
+                contact_id=self._input.contact_id,
+                update=step.update,
+            ),
+            result_type=ContactSnapshot,
+            start_to_close_timeout=OPTIONS.side_effect_timeout,
+            retry_policy=OPTIONS.retry,
+            summary=f"{step.id}: update contact",
+        )
+        self._trace(step.id, "updated", _describe_update(step))
+        return self._after(step)
+
+    async def _EnterStep(self, step: EnterStep) -> Next:
+        result = await workflow.execute_activity(
+            ENTER_JOURNEY,
+            EnterJourneyInput(
+                contact_id=self._input.contact_id,
+                journey_key=step.enter.journey,
+                from_journey=self._journey.key,
+            ),
+            result_type=EnterJourneyResult,
+            start_to_close_timeout=OPTIONS.side_effect_timeout,
+            retry_policy=OPTIONS.retry,
+            summary=f"{step.id}: enter {step.enter.journey}",
+        )
+        if result.entered:
+            self._trace(step.id, "handed_off", f"{step.enter.journey} ({result.workflow_id})")
+        else:
+            self._trace(step.id, "skipped", result.reason)
+        return self._after(step)
+
+    async def _ExitStep(self, step: ExitStep) -> Next:
+        self._s.reason = step.exit.reason
+        return None
+
+    # --- waiting ----------------------------------------------------------------------------
+
+    async def _block(
+        self,
+        step_id: str,
+        until: datetime,
+        words: str,
+        ready: Callable[[], bool] | None = None,
+    ) -> str | _Suspend:
+        """Wait for ``ready``, an interrupt, a continue-as-new point or ``until``.
+
+        The deadline is kept in the run state, so a run that continues as new mid-wait
+        resumes the same wait instead of starting it over."""
+        if self._s.deadline is None:
+            self._s.deadline = until
+        until = self._s.deadline
+        await self._show_blocked(step_id, f"{words} until {_when(until)}", until)
+        try:
+            if not (ready and ready()):
+                remaining = until - workflow.now()
+                if remaining <= timedelta(0):
+                    return "timeout"
+                await workflow.wait_condition(
+                    lambda: (
+                        self._interrupt is not None
+                        or (ready is not None and ready())
+                        or self._continue_as_new_due()
+                    ),
+                    timeout=remaining,
+                    timeout_summary=f"{step_id}: until {_when(until)}",
+                )
+        except TimeoutError:
+            return "timeout"
+        finally:
+            self._s.busy_since = self._s.arrivals
+        if self._interrupt is not None:
+            return "interrupted"
+        if ready is not None and ready():
+            return "ready"
+        return SUSPEND
+
+    async def _quiet_hours(self, step: SendStep) -> _Suspend | None:
+        """Hold a send that falls in the contact's quiet hours until the window ends."""
+        window = self._journey.quiet_hours
+        if window is None or (window.channels and step.send.channel not in window.channels):
+            return None
+        until = self._s.deadline or quiet_until(
+            workflow.now(), self._tz(), window.start, window.end
+        )
+        if until is None:
+            return None
+        if self._s.deadline is None:
+            self._trace(step.id, "deferred", f"quiet hours until {_when(until)}")
+        outcome = await self._block(step.id, until, f"quiet hours: {step.send.channel} deferred")
+        if outcome is SUSPEND:
+            return SUSPEND
+        self._s.deadline = None
+        return None
+
+    def _match(self, spec: WaitFor) -> BufferedEvent | None:
+        message_id = self._s.messages.get(spec.message) if spec.message else None
+        if spec.message and message_id is None:
+            return None  # that message was never sent in this run: only the timeout remains
+        for buffered in self._s.buffer:
+            event = buffered.event
+            if buffered.consumed or event.name != spec.event:
+                continue
+            if message_id is not None:
+                if event.properties.get("message_id") != message_id:
+                    continue
+            elif buffered.seq <= self._s.busy_since:
+                continue  # arrived during an earlier wait, which had its chance to use it
+            if spec.where is None or evaluate(spec.where, self._context(event)):
+                return buffered
+        return None
+
+    # --- events -----------------------------------------------------------------------------
+
+    @workflow.signal(name="event")
+    def on_event(self, event: JourneyEvent) -> None:
+        """Events carry their id; Temporal does not deduplicate signals, so the run does."""
+        if event.id in self._seen:
+            return
+        self._remember(event.id)
+        if self._interrupt is None and self._s.status == "running":
+            goal = self._journey.goal
+            if goal is not None and self._matches(goal, event):
+                self._interrupt = ("converted", f"goal {event.name}")
+            elif any(self._matches(rule, event) for rule in self._journey.exit_on):
+                self._interrupt = ("exited", f"exit event {event.name}")
+        self._s.arrivals += 1
+        self._s.buffer.append(BufferedEvent(seq=self._s.arrivals, event=event))
+        del self._s.buffer[: -self._input.buffer_size]
+
+    def _matches(self, rule: EventMatch, event: JourneyEvent) -> bool:
+        if rule.event != event.name:
+            return False
+        return rule.where is None or evaluate(rule.where, self._context(event))
+
+    def _remember(self, event_id: str) -> None:
+        self._seen.add(event_id)
+        self._s.seen_ids.append(event_id)
+        if len(self._s.seen_ids) > 2 * SEEN_IDS_LIMIT:
+            dropped = self._s.seen_ids[:-SEEN_IDS_LIMIT]
+            self._s.seen_ids = self._s.seen_ids[-SEEN_IDS_LIMIT:]
+            self._seen.difference_update(dropped)
+
+    # --- operators --------------------------------------------------------------------------
+
+    @workflow.query(name="state")
+    def state(self) -> RunView:
+        return RunView(
+            journey=self._journey.key,
+            version=self._input.version,
+            contact_id=self._input.contact_id,
+            status=self._s.status,
+            step=self._s.step,
+            variant=self._s.variant,
+            waiting_for=self._waiting_for,
+            until=self._until,
+            trace=self._s.trace,
+        )
+
+    def _show(self, step_id: str, words: str, until: datetime | None) -> None:
+        self._waiting_for, self._until = words, until
+        workflow.set_current_details(f"{self._journey.key} v{self._input.version}: {words}")
+
+    async def _show_blocked(self, step_id: str, words: str, until: datetime) -> None:
+        """Before a durable wait: record progress and point the search attributes at the step.
+        Only waits update them: a send is over in seconds, and every upsert costs history."""
+        self._show(step_id, words, until)
+        await self._flush()
+        if self._shown_step != step_id:
+            workflow.upsert_search_attributes([sa.STEP.value_set(step_id)])
+            self._shown_step = step_id
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    def _trace(self, step_id: str | None, kind: str, detail: str | None = None) -> None:
+        self._s.trace_seq += 1
+        entry = TraceEntry(
+            seq=self._s.trace_seq, at=workflow.now(), step=step_id, kind=kind, detail=detail
+        )
+        self._s.trace.append(entry)
+        del self._s.trace[:-TRACE_LIMIT]
+        self._s.unrecorded.append(entry)
+
+    async def _flush(self) -> None:
+        entries = list(self._s.unrecorded)
+        if not entries:
+            return
+        await self._local(
+            RECORD_PROGRESS,
+            RecordProgressInput(
+                **self._ref(),
+                entries=entries,
+                status=self._s.status if self._interrupt is None else self._interrupt[0],
+                step=self._s.step,
+                variant=self._s.variant,
+                reason=self._s.reason,
+            ),
+            None,
+        )
+        self._s.unrecorded = self._s.unrecorded[len(entries) :]
+
+    async def _local(self, name: str, arg: Any, result_type: type | None) -> Any:
+        return await workflow.execute_local_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=OPTIONS.bookkeeping_timeout,
+            retry_policy=OPTIONS.retry,
+        )
+
+    async def _condition_data(self, conditions: list[Any]) -> ConditionData:
+        queries = [query for c in conditions for query in history_conditions(c)]
+        data: ConditionData = await self._local(
+            LOAD_CONDITION_DATA,
+            LoadConditionDataInput(
+                contact_id=self._input.contact_id, history=queries, now=workflow.now()
+            ),
+            ConditionData,
+        )
+        self._s.contact = data.contact
+        return data
+
+    def _ref(self) -> dict[str, Any]:
+        return {
+            "enrollment_id": self._s.entry_id,
+            "workflow_id": workflow.info().workflow_id,
+            "journey_key": self._journey.key,
+            "version": self._input.version,
+            "contact_id": self._input.contact_id,
+        }
+
+    def _operation_key(self, step_id: str) -> str:
+        """Stable across retries, replays and resets; distinct for each visit of a step."""
+        visit = self._s.visits.get(step_id, 0) + 1
+        self._s.visits[step_id] = visit
+        return f"{workflow.info().workflow_id}/{self._s.entry_id}/{step_id}/{visit}"
+
+    def _context(self, event: JourneyEvent | None = None) -> dict[str, Any]:
+        contact = self._s.contact or ContactSnapshot(id=self._input.contact_id)
+        return {
+            **contact.condition_context(),
+            "trigger": self._input.trigger.properties if self._input.trigger else {},
+            "event": event.properties if event else {},
+            "variant": self._s.variant,
+        }
+
+    def _seen_events(self) -> list[dict[str, Any]]:
+        return [{"name": b.event.name, "properties": b.event.properties} for b in self._s.buffer]
+
+    def _tz(self) -> str:
+        return self._s.contact.timezone if self._s.contact else "UTC"
+
+    def _date_target(self, wait: WaitForDate, now: datetime) -> datetime | None:
+        traits = self._s.contact.traits if self._s.contact else {}
+        value = traits.get(wait.date_attribute)
+        if value is None:
+            return None
+        return next_date_occurrence(now, self._tz(), value, wait.offset, wait.at, wait.yearly)
+
+    def _after(self, step: Step) -> str | None:
+        return step.next or self._journey.following(step.id)
+
+
+def _describe_update(step: UpdateStep) -> str:
+    update, parts = step.update, []
+    if update.attributes:
+        parts.append("set " + ", ".join(sorted(update.attributes)))
+    if update.add_tags:
+        parts.append("tag " + ", ".join(update.add_tags))
+    if update.remove_tags:
+        parts.append("untag " + ", ".join(update.remove_tags))
+    parts.extend(f"{name} {points:+g}" for name, points in update.score.items())
+    return "; ".join(parts)
