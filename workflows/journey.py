@@ -106,6 +106,8 @@ class JourneyWorkflow:
             if refusal is not None:
                 return await self._end("skipped", refusal)
         while self._s.step is not None and self._interrupt is None:
+            if self._continue_as_new_due():
+                await self._continue_as_new()
             step = self._steps[self._s.step]
             following = await getattr(self, "_" + type(step).__name__)(step)
             if isinstance(following, _Suspend):
@@ -219,8 +221,12 @@ class JourneyWorkflow:
         return target
 
     async def _SplitStep(self, step: SplitStep) -> Next:
+        # Keyed by what started this entry, never by run ids or workflow.random(): a reset
+        # or a replay must land the contact in the same arm.
+        trigger = self._input.trigger
+        entry = trigger.id if trigger is not None else workflow.info().workflow_id
         assignment = choose_variant(
-            step.split, f"{self._journey.key}/{step.id}", self._input.contact_id, self._s.entry_id
+            step.split, f"{self._journey.key}/{step.id}", self._input.contact_id, entry
         )
         self._s.variant = assignment.variant
         self._trace(step.id, "variant", assignment.variant)
@@ -323,25 +329,22 @@ class JourneyWorkflow:
         if self._s.deadline is None:
             self._s.deadline = until
         until = self._s.deadline
+        if ready is not None and ready():
+            return "ready"
+        remaining = until - workflow.now()
+        if remaining <= timedelta(0):
+            return "timeout"
         await self._show_blocked(step_id, f"{words} until {_when(until)}", until)
         try:
-            if not (ready and ready()):
-                remaining = until - workflow.now()
-                if remaining <= timedelta(0):
-                    return "timeout"
-                await workflow.wait_condition(
-                    lambda: (
-                        self._interrupt is not None
-                        or (ready is not None and ready())
-                        or self._continue_as_new_due()
-                    ),
-                    timeout=remaining,
-                    timeout_summary=f"{step_id}: until {_when(until)}",
-                )
+            await workflow.wait_condition(
+                lambda: self._interrupt is not None
+                or (ready is not None and ready())
+                or self._continue_as_new_due(),
+                timeout=remaining,
+                timeout_summary=f"{step_id}: until {_when(until)}",
+            )
         except TimeoutError:
             return "timeout"
-        finally:
-            self._s.busy_since = self._s.arrivals
         if self._interrupt is not None:
             return "interrupted"
         if ready is not None and ready():
@@ -353,6 +356,8 @@ class JourneyWorkflow:
         window = self._journey.quiet_hours
         if window is None or (window.channels and step.send.channel not in window.channels):
             return None
+        if self._s.deadline is not None and self._s.deadline <= workflow.now():
+            return None  # deferred already, and the window is over
         until = self._s.deadline or quiet_until(
             workflow.now(), self._tz(), window.start, window.end
         )
@@ -361,12 +366,11 @@ class JourneyWorkflow:
         if self._s.deadline is None:
             self._trace(step.id, "deferred", f"quiet hours until {_when(until)}")
         outcome = await self._block(step.id, until, f"quiet hours: {step.send.channel} deferred")
-        if outcome is SUSPEND:
-            return SUSPEND
-        self._s.deadline = None
-        return None
+        return SUSPEND if outcome is SUSPEND else None
 
     def _match(self, spec: WaitFor) -> BufferedEvent | None:
+        """The oldest buffered event this wait can use that no earlier wait used; events that
+        came while the run was busy (sending, updating) count as much as those that come now."""
         message_id = self._s.messages.get(spec.message) if spec.message else None
         if spec.message and message_id is None:
             return None  # that message was never sent in this run: only the timeout remains
@@ -374,11 +378,8 @@ class JourneyWorkflow:
             event = buffered.event
             if buffered.consumed or event.name != spec.event:
                 continue
-            if message_id is not None:
-                if event.properties.get("message_id") != message_id:
-                    continue
-            elif buffered.seq <= self._s.busy_since:
-                continue  # arrived during an earlier wait, which had its chance to use it
+            if message_id is not None and event.properties.get("message_id") != message_id:
+                continue
             if spec.where is None or evaluate(spec.where, self._context(event)):
                 return buffered
         return None

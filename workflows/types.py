@@ -34,7 +34,6 @@ class RunState(BaseModel):
     seen_ids: list[str] = Field(default_factory=list)
     buffer: list[BufferedEvent] = Field(default_factory=list)
     arrivals: int = 0
-    busy_since: int = Field(default=0, description="Arrival count when the last wait ended.")
     deadline: datetime | None = Field(default=None, description="Of the wait in progress.")
     trace: list[TraceEntry] = Field(default_factory=list)
     trace_seq: int = 0

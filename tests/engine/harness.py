@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from store import contacts as contacts_store
 from store import journeys as journeys_store
 from store import templates as templates_store
 from store.db import Database
-from store.models import Message
+from store.models import Enrollment, Message
 from workflows.types import JourneyResult, RunView
 
 TASK_QUEUE = "journeys-test"
@@ -43,8 +44,8 @@ def template(db: Database, key: str, channel: str = "email", **parts: str | None
         templates_store.put(session, key, channel, **parts)
 
 
-def contact(db: Database, **traits: Any) -> str:
-    contact_id = unique("contact")
+def contact(db: Database, id: str | None = None, **traits: Any) -> str:
+    contact_id = id or unique("contact")
     traits.setdefault("email", f"{contact_id}@example.com")
     with db.transaction() as session:
         contacts_store.upsert(session, contact_id, traits)
@@ -103,15 +104,25 @@ def at(view: RunView, kind: str) -> list[TraceEntry]:
     return [entry for entry in view.trace if entry.kind == kind]
 
 
-def to_second(moment: datetime) -> datetime:
-    """Workflow time moves on by the milliseconds an activity takes; schedules are in seconds."""
-    return (moment + timedelta(milliseconds=500)).replace(microsecond=0)
+SLACK = timedelta(seconds=3)
+
+
+def close(actual: datetime | timedelta, expected: datetime | timedelta) -> bool:
+    """Workflow time moves on by what each task and activity takes (milliseconds; a second on
+    a cold worker), so a schedule is checked to within a few seconds."""
+    return abs(actual - expected) <= SLACK  # type: ignore[operator]
 
 
 def offsets(view: RunView, kind: str) -> list[timedelta]:
-    """When each ``kind`` entry happened, to the second, counted from the run's start."""
-    start_at = to_second(view.trace[0].at)
-    return [to_second(entry.at) - start_at for entry in at(view, kind)]
+    """When each ``kind`` entry happened, counted from the run's start."""
+    return [entry.at - view.trace[0].at for entry in at(view, kind)]
+
+
+def assert_schedule(view: RunView, kind: str, expected: list[timedelta]) -> None:
+    actual = offsets(view, kind)
+    assert len(actual) == len(expected), (actual, expected)
+    for got, want in zip(actual, expected, strict=True):
+        assert close(got, want), (actual, expected)
 
 
 def messages(db: Database, contact_id: str) -> list[Message]:
@@ -127,3 +138,24 @@ def workflow_id_of(journey: Journey, contact_id: str, correlation: str | None = 
     from journeys.starter import workflow_id
 
     return workflow_id(journey.key, contact_id, correlation)
+
+
+async def wait_for_enrollments(
+    db: Database, journey_key: str, count: int, timeout: float = 240
+) -> list[Enrollment]:
+    """Wait until ``count`` runs of a journey have ended (faster than a result call per run)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        with db.transaction() as session:
+            ended = list(
+                session.scalars(
+                    select(Enrollment).where(
+                        Enrollment.journey_key == journey_key, Enrollment.ended_at.is_not(None)
+                    )
+                )
+            )
+        if len(ended) >= count:
+            return ended
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"only {len(ended)} of {count} runs ended in {timeout} s")
+        await asyncio.sleep(0.5)

@@ -64,7 +64,7 @@ async def test_no_action_sends_three_emails_at_1h_then_1d_then_3d(
     result, view = await h.finish(handle)
 
     assert result.status == "completed"
-    assert h.offsets(view, "sent") == [HOUR, HOUR + DAY, HOUR + DAY + 3 * DAY]
+    h.assert_schedule(view, "sent", [HOUR, HOUR + DAY, HOUR + DAY + 3 * DAY])
     sent = h.messages(engine_db, contact)
     assert [m.template for m in sent] == ["cart-reminder", "cart-discount", "cart-last-chance"]
     assert sent[0].subject == "You left shoes"

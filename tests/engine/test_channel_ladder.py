@@ -92,7 +92,7 @@ async def test_open_of_the_resend_tags_email(
     _, view = await h.finish(handle)
 
     assert first.id != resend.id
-    assert h.offsets(view, "sent") == [timedelta(0), 2 * DAY]
+    h.assert_schedule(view, "sent", [timedelta(0), 2 * DAY])
     assert tags(engine_db, contact) == ["channel-email"]
 
 
@@ -107,7 +107,7 @@ async def test_reply_to_the_sms_tags_sms(
     await h.signal(handle, "sms.inbound", body="YES")
     _, view = await h.finish(handle)
 
-    assert h.offsets(view, "sent") == [timedelta(0), 2 * DAY, 4 * DAY]
+    h.assert_schedule(view, "sent", [timedelta(0), 2 * DAY, 4 * DAY])
     assert [m.channel for m in h.messages(engine_db, contact)] == ["email", "email", "sms"]
     assert tags(engine_db, contact) == ["channel-sms"]
 

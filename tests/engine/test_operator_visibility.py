@@ -38,7 +38,8 @@ async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
     assert "waiting for email.opened (message reminder) on step opened? until" in details
     view = await handle.query("state", result_type=RunView)
     assert view.step == "opened?" and view.status == "running"
-    assert view.until is not None and view.until - view.trace[0].at == timedelta(days=1, hours=1)
+    assert view.until is not None
+    assert h.close(view.until - view.trace[0].at, timedelta(days=1, hours=1))
     assert [(e.step, e.kind) for e in view.trace] == [
         ("wait-1h", "entered"),
         ("wait-1h", "waited"),
