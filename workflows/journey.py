@@ -337,9 +337,11 @@ class JourneyWorkflow:
         await self._show_blocked(step_id, f"{words} until {_when(until)}", until)
         try:
             await workflow.wait_condition(
-                lambda: self._interrupt is not None
-                or (ready is not None and ready())
-                or self._continue_as_new_due(),
+                lambda: (
+                    self._interrupt is not None
+                    or (ready is not None and ready())
+                    or self._continue_as_new_due()
+                ),
                 timeout=remaining,
                 timeout_summary=f"{step_id}: until {_when(until)}",
             )

@@ -60,7 +60,9 @@ def postgres_url() -> Iterator[str]:
     from store.models import Base
 
     name = f"journeys_test_{_uuid.uuid4().hex[:8]}"
-    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"

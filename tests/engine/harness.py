@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from datetime import datetime, timedelta
@@ -87,17 +88,20 @@ HISTORIES = Path(__file__).parent / "histories"
 async def finish(handle: WorkflowHandle) -> tuple[JourneyResult, RunView]:
     result = JourneyResult.model_validate(await handle.result())
     view = await handle.query("state", result_type=RunView)
-    if os.environ.get("JOURNEYS_RECORD_HISTORIES") == "1":
-        await record_history(handle)
+    await record_history(handle)
     return result, view
 
 
 async def record_history(handle: WorkflowHandle) -> None:
-    """Keep the run's history for the replay test (set JOURNEYS_RECORD_HISTORIES=1)."""
+    """Keep the run's history for the replay test when JOURNEYS_RECORD_HISTORIES=1."""
+    if os.environ.get("JOURNEYS_RECORD_HISTORIES") != "1":
+        return
     test = os.environ["PYTEST_CURRENT_TEST"].split(" ")[0].split("::")[-1]
     history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{test}.json").write_text(history.to_json())
+    # Histories do not name their workflow, and the interpreter's keys depend on it.
+    record = {"workflow_id": handle.id, "history": json.loads(history.to_json())}
+    (HISTORIES / f"{test}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def at(view: RunView, kind: str) -> list[TraceEntry]:

@@ -41,7 +41,12 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def cart(engine_db: Database):
-    h.template(engine_db, "cart-reminder", subject="You left {{ event.item | default: 'your cart' }}", text="Still there?")
+    h.template(
+        engine_db,
+        "cart-reminder",
+        subject="You left {{ event.item | default: 'your cart' }}",
+        text="Still there?",
+    )
     h.template(
         engine_db,
         "cart-discount",
@@ -167,3 +172,23 @@ async def test_missing_template_fails_the_run_clearly(client: Client, engine_db:
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()
     assert "unknown template 'no-such-template'" in str(failure.value.cause)
+
+
+async def test_contact_without_email_skips_each_send_with_the_reason_and_goes_on(
+    client: Client, engine_db: Database, cart
+):
+    version, journey = cart
+    contact = h.contact(engine_db, email=None)
+    handle = await h.start(
+        client, journey, version, contact, h.event("cart.abandoned", cart_id="n")
+    )
+
+    result, view = await h.finish(handle)
+
+    assert result.status == "completed"
+    assert [(e.step, e.detail) for e in h.at(view, "skipped")] == [
+        ("reminder", "no email address"),
+        ("discount", "no email address"),
+        ("last-chance", "no email address"),
+    ]
+    assert {m.status for m in h.messages(engine_db, contact)} == {"skipped"}

@@ -18,7 +18,12 @@ from workflows.types import RunView
 async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
     client: Client, engine_db: Database, time_env: WorkflowEnvironment
 ):
-    h.template(engine_db, "cart-reminder", subject="You left {{ event.item | default: 'your cart' }}", text="Still there?")
+    h.template(
+        engine_db,
+        "cart-reminder",
+        subject="You left {{ event.item | default: 'your cart' }}",
+        text="Still there?",
+    )
     version, journey = h.publish(engine_db, SPEC.format(key=h.unique("cart")))
     contact = h.contact(engine_db)
     handle = await h.start(

@@ -23,7 +23,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def _journey_input(path: Path) -> dict:
-    started = json.loads(path.read_text())["events"][0]
+    started = json.loads(path.read_text())["history"]["events"][0]
     payload = started["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
     return json.loads(base64.b64decode(payload["data"]))
 
@@ -42,8 +42,8 @@ def test_recorded_histories_cover_every_step_kind():
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path):
     plugin = JourneysPlugin(Settings(database_url="sqlite:///:memory:"))
-    text = path.read_text()  # noqa: ASYNC240 - a small fixture file
-    history = WorkflowHistory.from_json(path.stem, text)
+    record = json.loads(path.read_text())  # noqa: ASYNC240 - a small fixture file
+    history = WorkflowHistory.from_json(record["workflow_id"], record["history"])
 
     result = await Replayer(workflows=[], plugins=[plugin]).replay_workflow(
         history, raise_on_replay_failure=False

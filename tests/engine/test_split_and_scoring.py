@@ -86,7 +86,9 @@ async def test_split_shares_match_weights_and_holdout_gets_nothing(
     assert abs(shares["holdout"] / CONTACTS - 0.10) <= 0.03, shares
     holdouts = {e.contact_id for e in ended if e.variant == "holdout"}
     with engine_db.transaction() as session:
-        messaged = set(session.scalars(select(Message.contact_id).where(Message.journey_key == journey.key)))
+        messaged = set(
+            session.scalars(select(Message.contact_id).where(Message.journey_key == journey.key))
+        )
     assert messaged == set(contacts) - holdouts
     assert all(e.exit_reason == "holdout" for e in ended if e.variant == "holdout")
 
@@ -95,6 +97,7 @@ async def test_split_shares_match_weights_and_holdout_gets_nothing(
     history = await handle.fetch_history()
     replayed = await Replayer(workflows=[], plugins=[plugin]).replay_workflow(history)
     assert replayed.replay_failure is None
+    await h.record_history(handle)
     view = await handle.query("state", result_type=RunView)
     assert view.variant == next(e.variant for e in ended if e.contact_id == contacts[0])
 
