@@ -145,10 +145,10 @@ def workflow_id_of(journey: Journey, contact_id: str, correlation: str | None = 
 
 
 async def wait_for_enrollments(
-    db: Database, journey_key: str, count: int, timeout: float = 240
+    db: Database, journey_key: str, count: int, seconds: float = 240
 ) -> list[Enrollment]:
     """Wait until ``count`` runs of a journey have ended (faster than a result call per run)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + seconds
     while True:
         with db.transaction() as session:
             ended = list(
@@ -161,5 +161,5 @@ async def wait_for_enrollments(
         if len(ended) >= count:
             return ended
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"only {len(ended)} of {count} runs ended in {timeout} s")
+            raise AssertionError(f"only {len(ended)} of {count} runs ended in {seconds} s")
         await asyncio.sleep(0.5)

@@ -6,11 +6,10 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
+from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
-
-from sqlalchemy import select
 
 from journeys.plugin import JourneysPlugin
 from store import contacts as contacts_store
