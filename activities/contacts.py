@@ -83,6 +83,7 @@ class ContactActivities:
                 step=request.step,
                 variant=request.variant,
                 reason=request.reason,
+                version=request.version,
             )
 
     @activity.defn(name=LOAD_CONDITION_DATA)

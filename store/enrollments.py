@@ -78,6 +78,7 @@ def record_progress(
     step: str | None,
     variant: str | None,
     reason: str | None,
+    version: int,
 ) -> None:
     """Funnel rows are keyed by (enrollment, trace seq), so a retried write adds nothing."""
     insert_ignoring_duplicates(
@@ -88,7 +89,7 @@ def record_progress(
                 "id": f"{enrollment.id}:{entry.seq}",
                 "enrollment_id": enrollment.id,
                 "journey_key": enrollment.journey_key,
-                "version": enrollment.version,
+                "version": version,
                 "step_id": entry.step,
                 "contact_id": enrollment.contact_id,
                 "kind": entry.kind,
@@ -100,6 +101,7 @@ def record_progress(
         ],
     )
     enrollment.status = status
+    enrollment.version = version
     enrollment.current_step = step
     enrollment.variant = variant
     enrollment.exit_reason = reason

@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         BufferedEvent,
         JourneyInput,
         JourneyResult,
+        MigrateRun,
         RunState,
         RunView,
     )
@@ -91,6 +92,8 @@ class JourneyWorkflow:
         )
         self._seen = set(self._s.seen_ids)
         self._interrupt: tuple[str, str] | None = None
+        self._migration: MigrateRun | None = None
+        self._migrated_to: str | None = None
         self._waiting_for: str | None = None
         self._until: datetime | None = None
         self._shown_step = workflow.info().typed_search_attributes.get(sa.STEP)
@@ -106,11 +109,16 @@ class JourneyWorkflow:
             if refusal is not None:
                 return await self._end("skipped", refusal)
         while self._s.step is not None and self._interrupt is None:
+            if self._migration is not None:
+                await self._migrate()
+                continue
             if self._continue_as_new_due():
                 await self._continue_as_new()
             step = self._steps[self._s.step]
             following = await getattr(self, "_" + type(step).__name__)(step)
             if isinstance(following, _Suspend):
+                if self._migration is not None:
+                    continue
                 await self._continue_as_new()
             if self._interrupt is not None:
                 break
@@ -340,6 +348,7 @@ class JourneyWorkflow:
                 lambda: (
                     self._interrupt is not None
                     or (ready is not None and ready())
+                    or self._migration is not None
                     or self._continue_as_new_due()
                 ),
                 timeout=remaining,
@@ -416,6 +425,52 @@ class JourneyWorkflow:
             dropped = self._s.seen_ids[:-SEEN_IDS_LIMIT]
             self._s.seen_ids = self._s.seen_ids[-SEEN_IDS_LIMIT:]
             self._seen.difference_update(dropped)
+
+    # --- versions ---------------------------------------------------------------------------
+
+    @workflow.update(name="migrate")
+    async def migrate(self, request: MigrateRun) -> str:
+        """Move this run onto a newer version at the step the mapping names for where it is."""
+        self._migration = request
+        await workflow.wait_condition(lambda: self._migration is None)
+        if self._migrated_to is None:
+            raise ApplicationError(
+                f"the run moved on to step {self._s.step!r}, which the mapping does not name",
+                type="MigrationRejected",
+            )
+        return self._migrated_to
+
+    @migrate.validator
+    def _validate_migrate(self, request: MigrateRun) -> None:
+        if self._s.status != "running" or self._interrupt is not None:
+            raise ValueError(f"the run is {self._s.status}, not running")
+        if request.version <= self._input.version:
+            raise ValueError(f"the run is on version {self._input.version} already")
+        target = request.steps.get(self._s.step or "")
+        if target is None:
+            raise ValueError(f"the mapping does not name the run's step {self._s.step!r}")
+        if target not in request.journey.step_map():
+            raise ValueError(f"version {request.version} has no step {target!r}")
+
+    async def _migrate(self) -> None:
+        request, self._migration = self._migration, None
+        assert request is not None
+        target = request.steps.get(self._s.step or "")
+        if target is None or target not in request.journey.step_map():
+            self._migrated_to = None
+            return
+        before = f"v{self._input.version} {self._s.step}"
+        self._input = self._input.model_copy(
+            update={"journey": request.journey, "version": request.version}
+        )
+        self._journey = request.journey
+        self._steps = request.journey.step_map()
+        self._s.step, self._s.deadline, self._migrated_to = target, None, target
+        self._trace(target, "migrated", f"{before} -> v{request.version} {target}")
+        workflow.upsert_search_attributes(
+            [sa.JOURNEY_VERSION.value_set(request.version), sa.STEP.value_set(target)]
+        )
+        self._shown_step = target
 
     # --- operators --------------------------------------------------------------------------
 

@@ -72,3 +72,11 @@ class JourneyResult(BaseModel):
     reason: str | None = None
     step: str | None = None
     variant: str | None = None
+
+
+class MigrateRun(BaseModel):
+    """Move a run to ``version``: ``steps`` maps old step ids to steps of the new version."""
+
+    journey: Journey
+    version: int
+    steps: dict[str, str]
