@@ -48,28 +48,3 @@ def plugin(engine_db: Database, postgres_url: str) -> JourneysPlugin:
 async def client(time_env: WorkflowEnvironment, plugin: JourneysPlugin) -> AsyncIterator[Client]:
     async with Worker(time_env.client, task_queue=TASK_QUEUE, plugins=[plugin]):
         yield time_env.client
-
-
-# PROVISIONAL until tests/conftest.py provides migrated databases.
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    import uuid as _uuid
-
-    from sqlalchemy import create_engine, text
-
-    from store.models import Base
-
-    name = f"journeys_test_{_uuid.uuid4().hex[:8]}"
-    admin = create_engine(
-        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    db = Database(url)
-    Base.metadata.create_all(db.engine)
-    db.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()

@@ -1,0 +1,37 @@
+"""Alembic environment: the URL comes from the caller or from the one settings class."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from journeys.settings import get_settings
+from store.db import make_engine
+from store.models import Base
+
+config = context.config
+
+
+def _url() -> str:
+    return (
+        config.attributes.get("url")
+        or config.get_main_option("sqlalchemy.url")
+        or (get_settings().database_url)
+    )
+
+
+def run_migrations() -> None:
+    engine = make_engine(_url())
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            # SQLite cannot ALTER most things in place; batch mode rebuilds the table.
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations()
