@@ -81,7 +81,7 @@ def next_date_occurrence(
     if not yearly:
         return _instant(born + offset, at, zone_info)
     year = now.astimezone(zone_info).year - 1
-    for candidate in range(year, year + 3):
+    for candidate in range(year, year + 4):  # offsets can move the date across a year end
         moment = _instant(_anniversary(born, candidate) + offset, at, zone_info)
         if moment >= now:
             return moment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -80,3 +81,7 @@ def json_schema() -> dict[str, Any]:
     schema = Journey.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
+
+
+def write_json_schema(path: Path) -> None:
+    path.write_text(json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
