@@ -1,0 +1,45 @@
+"""JourneysPlugin is built without a server and merges into a user's configuration."""
+
+from __future__ import annotations
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from journeys.plugin import PLUGIN_NAME, JourneysPlugin
+from journeys.settings import Settings
+from workflows.journey import JourneyWorkflow
+
+
+def plugin() -> JourneysPlugin:
+    return JourneysPlugin(Settings(database_url="sqlite:///:memory:"))
+
+
+def test_client_gets_the_pydantic_converter_only_in_place_of_the_default():
+    built = plugin()
+    assert built.name() == PLUGIN_NAME
+    assert (
+        built.configure_client({"data_converter": DataConverter.default})["data_converter"]
+        is pydantic_data_converter
+    )
+    custom = DataConverter(payload_codec=None)
+    assert built.configure_client({"data_converter": custom})["data_converter"] is custom
+
+
+def test_worker_gets_workflows_activities_and_a_sandbox_that_allows_zoneinfo():
+    config = plugin().configure_worker({"workflows": [], "activities": []})  # type: ignore[typeddict-item]
+    assert config["workflows"] == [JourneyWorkflow]
+    names = {fn.__temporal_activity_definition.name for fn in config["activities"]}  # type: ignore[attr-defined]
+    assert names == {
+        "journeys.begin_enrollment",
+        "journeys.record_progress",
+        "journeys.load_condition_data",
+        "journeys.update_contact",
+        "journeys.send_message",
+        "journeys.enter_journey",
+    }
+    runner = config["workflow_runner"]
+    assert isinstance(runner, SandboxedWorkflowRunner)
+    assert "journeys" in runner.restrictions.passthrough_modules
+    zoneinfo = runner.restrictions.invalid_module_members.children["zoneinfo"]
+    assert "ZoneInfo" not in zoneinfo.children
