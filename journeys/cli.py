@@ -103,3 +103,21 @@ def dev(
         console.print("stopping ...")
     finally:
         stop(server)
+
+
+@app.command("register-search-attributes")
+def register_search_attributes() -> None:
+    """Add the journeys search attributes to the configured Temporal namespace."""
+    from temporalio.client import Client
+
+    from journeys import search_attributes
+
+    async def register() -> None:
+        settings = get_settings()
+        client = await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace
+        )
+        await search_attributes.register(client, settings.temporal_namespace)
+
+    asyncio.run(register())
+    console.print("search attributes registered")
