@@ -43,9 +43,12 @@ class ContactActivities:
                 request.started_at,
             )
             if refusal is not None:
+                enrollments_store.mark_skipped(
+                    session, request.enrollment_id, refusal, request.started_at
+                )
                 return BeginEnrollmentResult(allowed=False, reason=refusal)
             contact = contacts_store.get_or_create(session, request.contact_id)
-            enrollments_store.begin(
+            enrollment = enrollments_store.begin(
                 session,
                 enrollment_id=request.enrollment_id,
                 workflow_id=request.workflow_id,
@@ -54,6 +57,16 @@ class ContactActivities:
                 contact_id=request.contact_id,
                 correlation=request.correlation,
                 started_at=request.started_at,
+            )
+            enrollments_store.record_progress(
+                session,
+                enrollment,
+                request.entries,
+                status="running",
+                step=request.entries[-1].step if request.entries else None,
+                variant=None,
+                reason=None,
+                version=request.version,
             )
             return BeginEnrollmentResult(allowed=True, contact=contacts_store.snapshot(contact))
 

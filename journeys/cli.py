@@ -121,3 +121,32 @@ def register_search_attributes() -> None:
 
     asyncio.run(register())
     console.print("search attributes registered")
+
+
+@app.command("create-key")
+def create_key(
+    name: str = typer.Option(..., help="Who the key is for, e.g. the app's name."),
+    scope: str = typer.Option("track", help="track (send events only) or admin (everything)."),
+) -> None:
+    """Create an API key and print it once; only its digest is stored."""
+    from store import keys
+    from store.db import Database
+
+    db = Database(get_settings().database_url)
+    try:
+        with db.transaction() as session:
+            key = keys.create(session, name, scope)
+    except ValueError as exc:
+        errors.print(str(exc))
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()
+    sys.stdout.write(key + "\n")
+
+
+@app.command()
+def api(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run("api.app:app", factory=True, host=host, port=port)

@@ -41,3 +41,13 @@ def render(
         html=_render("html", html, context),
         text=_render("text", text, context),
     )
+
+
+def check_syntax(source: str | None) -> None:
+    """Parse without rendering, so a template is refused when it is saved, not when sent."""
+    if source is None:
+        return
+    try:
+        _ENV.from_string(source)
+    except LiquidError as exc:
+        raise RenderError(str(exc).splitlines()[0]) from exc

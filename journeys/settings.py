@@ -32,6 +32,10 @@ class Settings(BaseSettings):
         default=100, description="Recent events a run keeps for wait_for steps that start later."
     )
 
+    max_body_bytes: int = Field(
+        default=512_000, description="Largest request body, after gzip is inflated (413 above)."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _psycopg3_driver(cls, value: str) -> str:

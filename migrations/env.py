@@ -15,23 +15,40 @@ def _url() -> str:
     return (
         config.attributes.get("url")
         or config.get_main_option("sqlalchemy.url")
-        or (get_settings().database_url)
+        or get_settings().database_url
     )
 
 
-def run_migrations() -> None:
+def run_offline() -> None:
+    """``alembic upgrade --sql``: print the DDL instead of running it."""
+    context.configure(
+        url=_url(),
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        render_as_batch=_url().startswith("sqlite"),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_online() -> None:
     engine = make_engine(_url())
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=Base.metadata,
-            # SQLite cannot ALTER most things in place; batch mode rebuilds the table.
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=Base.metadata,
+                # SQLite cannot ALTER most things in place; batch mode rebuilds the table.
+                render_as_batch=connection.dialect.name == "sqlite",
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
 
 
-run_migrations()
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()

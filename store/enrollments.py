@@ -108,3 +108,22 @@ def record_progress(
     enrollment.converted = enrollment.converted or status == "converted"
     if status in ENDED and enrollment.ended_at is None:
         enrollment.ended_at = entries[-1].at if entries else None
+
+
+def running_for(session: Session, contact_ids: list[str]) -> list[Enrollment]:
+    if not contact_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Enrollment).where(
+                Enrollment.contact_id.in_(contact_ids), Enrollment.status == "running"
+            )
+        )
+    )
+
+
+def mark_skipped(session: Session, enrollment_id: str, reason: str, at: datetime) -> None:
+    """An entry that its journey's re-entry rule refused, if the starter recorded it already."""
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is not None:
+        enrollment.status, enrollment.exit_reason, enrollment.ended_at = "skipped", reason, at

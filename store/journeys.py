@@ -39,3 +39,32 @@ def live_version(session: Session, key: str) -> tuple[int, Journey] | None:
     stored = session.get(JourneyVersion, (key, row.latest_version))
     assert stored is not None
     return row.latest_version, Journey.model_validate(stored.spec)
+
+
+_SPECS: dict[tuple[str, int], Journey] = {}
+
+
+def version_spec(session: Session, key: str, version: int) -> Journey | None:
+    """A published version; versions never change, so each is parsed once per process."""
+    cached = _SPECS.get((key, version))
+    if cached is None:
+        stored = session.get(JourneyVersion, (key, version))
+        if stored is None:
+            return None
+        cached = _SPECS[(key, version)] = Journey.model_validate(stored.spec)
+    return cached
+
+
+def live_journeys(session: Session) -> list[tuple[int, Journey]]:
+    """Every journey new contacts can enter now, at its latest version."""
+    rows = session.execute(
+        select(JourneyRow.key, JourneyRow.latest_version).where(
+            JourneyRow.status == "active", JourneyRow.latest_version.is_not(None)
+        )
+    ).all()
+    found = []
+    for key, version in rows:
+        journey = version_spec(session, key, version)
+        if journey is not None:
+            found.append((version, journey))
+    return found

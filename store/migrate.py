@@ -1,7 +1,12 @@
-"""Run the Alembic migrations from code: ``python -m store.migrate`` upgrades to head."""
+"""Run the Alembic migrations from code: ``python -m store.migrate`` upgrades to head.
+
+The config is built here, not read from a cwd-relative ``alembic.ini``, so an installed package
+migrates from anywhere. ``migrations/alembic.ini`` is only for the ``alembic`` command line.
+"""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from alembic import command
@@ -9,12 +14,18 @@ from alembic.config import Config
 
 from journeys.settings import get_settings
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+def migrations_dir() -> Path:
+    spec = find_spec("migrations")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the migrations package is not installed")
+    return Path(spec.origin).parent
 
 
 def config(url: str) -> Config:
-    cfg = Config(str(MIGRATIONS / "alembic.ini"))
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("path_separator", "os")
     cfg.attributes["url"] = url
     return cfg
 
@@ -29,3 +40,4 @@ def downgrade(url: str, revision: str = "base") -> None:
 
 if __name__ == "__main__":
     upgrade(get_settings().database_url)
+    print("database is at the latest revision")

@@ -63,7 +63,7 @@ async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
             .order_by(StepEvent.at, StepEvent.id)
         ]
     assert enrollment.status == "running" and enrollment.current_step == "opened?"
-    assert steps.count("opened?") == 1 and "reminder" in steps
+    assert steps.count("opened?") == 1 and "reminder" in steps and "wait-1h" in steps
 
     await h.signal(handle, "order.completed")
     result, _ = await h.finish(handle)

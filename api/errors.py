@@ -1,0 +1,75 @@
+"""Errors mapped to HTTP once, for every route: 404, 409, 413, 422 with JSON paths, 503."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from journeys.validation import SpecInvalid, json_path
+
+
+class NotFound(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+
+
+class Conflict(Exception):
+    pass
+
+
+class TooLarge(Exception):
+    pass
+
+
+def _problem(status: int, detail: object) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _problem(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _problem(409, str(exc))
+
+    @app.exception_handler(TooLarge)
+    async def too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        return _problem(413, str(exc))
+
+    @app.exception_handler(SpecInvalid)
+    async def spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:
+        return _problem(422, [p.as_dict() for p in exc.problems])
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            if error.get("type") == "json_invalid":
+                return _problem(400, f"malformed JSON: {error.get('ctx', {}).get('error', '')}")
+            location = [part for part in error["loc"] if part != "body"]
+            problems.append(
+                {
+                    "path": json_path(location),
+                    "location": error["loc"][0] if error["loc"] else "body",
+                    "message": str(error["msg"]).removeprefix("Value error, "),
+                }
+            )
+        return _problem(422, problems)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        return _problem(409, "conflicts with stored data: " + str(exc.orig).splitlines()[0])
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        return _problem(503, "the database is unreachable; try again shortly")
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
+        return _problem(400, f"malformed JSON: {exc}")

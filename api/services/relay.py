@@ -1,0 +1,194 @@
+"""The outbox relay: routes stored events to Temporal, per contact in order, once each.
+
+An event leaves the outbox only after its signals and starts went through; if Temporal is
+unreachable the contact's remaining events stay queued, in order, for the next pass."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from api import metrics
+from api.services.routing import Router, Signal, Start
+from api.temporal import TemporalConnection
+from journeys.records import ContactSnapshot, JourneyEvent
+from journeys.settings import Settings
+from journeys.starter import EVENT_SIGNAL, CannotEnroll, start_run
+from store import contacts as contacts_store
+from store import enrollments as enrollments_store
+from store import journeys as journeys_store
+from store import outbox
+from store.db import Database
+from store.models import Enrollment, Event, OutboxEntry
+from store.upserts import insert_ignoring_duplicates
+
+log = logging.getLogger("journeys.relay")
+GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION)
+
+
+class OutboxRelay:
+    def __init__(
+        self, db: Database, temporal: TemporalConnection, settings: Settings, batch: int = 500
+    ) -> None:
+        self._db = db
+        self._temporal = temporal
+        self._settings = settings
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Called from request threads after an ingest commits."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, poll_seconds: float = 1.0) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                while await self.deliver_once():
+                    pass
+            except Exception:  # keep relaying after a database hiccup; the events stay queued
+                log.exception("outbox relay pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll_seconds)
+            self._wake.clear()
+
+    async def deliver_once(self) -> int:
+        """One pass over the oldest pending events; returns how many left the outbox."""
+        client = self._temporal.client
+        if client is None:
+            return 0
+        session = self._db.sessions()
+        try:
+            with session.begin():
+                claimed = outbox.claim(session, self._batch)
+                if not claimed:
+                    return 0
+                delivered = await self._deliver(client, session, claimed)
+            metrics.RELAYED.inc(delivered)
+            metrics.OUTBOX_PENDING.set(len(claimed) - delivered)
+            return delivered
+        finally:
+            session.close()
+
+    async def _deliver(
+        self, client: Client, session: Session, claimed: list[tuple[OutboxEntry, Event]]
+    ) -> int:
+        contact_ids = sorted({entry.contact_id for entry, _ in claimed})
+        contacts = {
+            c: contacts_store.snapshot(contacts_store.get_or_create(session, c))
+            for c in contact_ids
+        }
+        running: dict[str, list[Enrollment]] = defaultdict(list)
+        for enrollment in enrollments_store.running_for(session, contact_ids):
+            running[enrollment.contact_id].append(enrollment)
+        router = Router(journeys_store.live_journeys(session))
+        blocked: set[str] = set()
+        delivered = 0
+        for entry, event in claimed:
+            if entry.contact_id in blocked:
+                continue
+            try:
+                await self._route(
+                    client,
+                    session,
+                    router,
+                    event,
+                    contacts[entry.contact_id],
+                    running[entry.contact_id],
+                )
+            except RPCError as exc:
+                # Temporal is down or overloaded: this contact's later events must wait too.
+                blocked.add(entry.contact_id)
+                entry.attempts += 1
+                entry.last_error = str(exc)[:500]
+                metrics.RELAY_ERRORS.inc()
+                continue
+            session.delete(entry)
+            delivered += 1
+            metrics.observe_latency(event.received_at)
+        return delivered
+
+    async def _route(
+        self,
+        client: Client,
+        session: Session,
+        router: Router,
+        event: Event,
+        contact: ContactSnapshot,
+        running: list[Enrollment],
+    ) -> None:
+        journey_event = JourneyEvent(
+            id=event.message_id,
+            name=event.name,
+            properties=event.properties,
+            timestamp=event.timestamp,
+        )
+        signalled = set()
+        for start in router.starts(journey_event, contact):
+            started = await self._start(client, session, start, journey_event, contact.id, running)
+            if started is not None:
+                signalled.add(started)
+        for enrollment in list(running):
+            if enrollment.workflow_id in signalled:
+                continue
+            spec = journeys_store.version_spec(session, enrollment.journey_key, enrollment.version)
+            if spec is not None and router.wants(spec, enrollment.version, event.name):
+                await self._signal(client, Signal(enrollment.workflow_id), journey_event)
+
+    async def _start(
+        self,
+        client: Client,
+        session: Session,
+        start: Start,
+        event: JourneyEvent,
+        contact_id: str,
+        running: list[Enrollment],
+    ) -> str | None:
+        try:
+            handle = await start_run(
+                client,
+                journey=start.journey,
+                version=start.version,
+                contact_id=contact_id,
+                task_queue=self._settings.task_queue,
+                event=event,
+                buffer_size=self._settings.event_buffer_size,
+            )
+        except CannotEnroll as exc:
+            log.info("event %s not entered into %s: %s", event.id, start.journey.key, exc)
+            return None
+        if all(enrollment.workflow_id != handle.id for enrollment in running):
+            # Recorded now, so the contact's next events find the run before it reports in.
+            row = {
+                "id": handle.result_run_id,
+                "workflow_id": handle.id,
+                "journey_key": start.journey.key,
+                "version": start.version,
+                "contact_id": contact_id,
+                "status": "running",
+                "current_step": start.journey.steps[0].id,
+                "converted": False,
+                "started_at": datetime.now(UTC),
+            }
+            insert_ignoring_duplicates(session, Enrollment, [row])
+            stored = session.get(Enrollment, handle.result_run_id)
+            if stored is not None:
+                running.append(stored)
+        return handle.id
+
+    async def _signal(self, client: Client, signal: Signal, event: JourneyEvent) -> None:
+        try:
+            await client.get_workflow_handle(signal.workflow_id).signal(EVENT_SIGNAL, event)
+        except RPCError as exc:
+            if exc.status not in GONE:
+                raise
+            # The run ended between its last report and now: nothing left to tell it.

@@ -1,0 +1,53 @@
+"""The API's Temporal client: connected in the background, so the API answers while it is down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from journeys.settings import Settings
+
+log = logging.getLogger("journeys.api.temporal")
+
+
+class TemporalConnection:
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self._settings = settings
+        self.client = client
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.client is None and self._task is None:
+            self._task = asyncio.create_task(self._connect_until_done())
+
+    async def _connect_until_done(self) -> None:
+        delay = 0.5
+        while self.client is None:
+            try:
+                self.client = await Client.connect(
+                    self._settings.temporal_address,
+                    namespace=self._settings.temporal_namespace,
+                    data_converter=pydantic_data_converter,
+                )
+            except Exception as exc:  # any failure to connect: try again later
+                log.warning(
+                    "Temporal at %s not reachable: %s", self._settings.temporal_address, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def healthy(self) -> bool:
+        if self.client is None:
+            return False
+        try:
+            return await self.client.service_client.check_health(timeout=timedelta(seconds=2))
+        except Exception:
+            return False
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
