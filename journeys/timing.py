@@ -1,6 +1,16 @@
 """Local wall-clock arithmetic in a contact's IANA time zone; pure, for workflow code.
 
-Callers pass aware UTC datetimes and a zone name; an unknown zone name falls back to UTC.
+Callers pass aware datetimes (``workflow.now()`` is UTC) and a zone name such as
+``Europe/Berlin``; every result is an aware UTC datetime. Rules shared by all functions:
+
+- An unknown, empty or malformed zone name (``Mars/Olympus``, ``America``, ``None``) falls back
+  to UTC rather than failing: a contact's bad ``timezone`` trait must not wedge a run.
+- A naive ``now`` is taken to be UTC.
+- A local time that does not exist (skipped by a daylight-saving change, e.g. 02:30 in Berlin on
+  the last Sunday of March) moves forward to the first valid instant after the gap (03:00).
+- A local time that occurs twice (the autumn change) means its first occurrence (``fold=0``).
+
+Nothing here reads the clock: ``now`` is always passed in.
 """
 
 from __future__ import annotations
@@ -10,51 +20,144 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_UTC_ZONE = ZoneInfo("UTC")
+# An offset is at most 366 days (spec.MAX_OFFSET), so the anniversary that lands at or after
+# ``now`` is always among these years around the current one.
+_YEARS_AROUND = range(-2, 4)
 
 
-def zone(name: str) -> ZoneInfo:
+def zone(name: str | None) -> ZoneInfo:
+    """The zone called ``name``, or UTC when there is no such zone."""
+    if not name or not isinstance(name, str):
+        return _UTC_ZONE
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # ValueError: malformed keys ("../x"); OSError: a directory of zones ("America").
+        return _UTC_ZONE
 
 
-def _instant(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of a local wall-clock time. A time that DST skips (02:30 on the spring
-    change) lands as far past the gap as it was into it (03:30); a repeated one takes the first."""
-    return datetime.combine(day, at, tz).astimezone(UTC)
+def _utc(now: datetime) -> datetime:
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def _exists(moment: datetime) -> bool:
+    """Whether an aware local wall-clock time survives a round trip through UTC."""
+    back = moment.astimezone(UTC).astimezone(moment.tzinfo)
+    return back.replace(tzinfo=None, fold=0) == moment.replace(tzinfo=None, fold=0)
+
+
+def _after_gap(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The first instant after the daylight-saving gap that swallowed the naive ``wall``."""
+    # Read with the offset before the change, ``wall`` lands after the change; read with the
+    # offset after it, before. The change itself lies in between: find its first second.
+    late = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    early = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if early > late:
+        early, late = late, early
+    offset_before = early.astimezone(tz).utcoffset()
+    low, high = 0, int((late - early).total_seconds())
+    while low < high:  # smallest step whose offset differs from the one before the gap
+        middle = (low + high) // 2
+        if (early + timedelta(seconds=middle)).astimezone(tz).utcoffset() == offset_before:
+            low = middle + 1
+        else:
+            high = middle
+    return early + timedelta(seconds=low)
+
+
+def _instants(wall: datetime, tz: ZoneInfo) -> list[datetime]:
+    """Every UTC instant showing the naive local time ``wall``, earliest first: one normally,
+    two in a repeated hour, and for a skipped time the first instant after the gap."""
+    first = wall.replace(tzinfo=tz, fold=0)
+    if not _exists(first):
+        return [_after_gap(wall, tz)]
+    second = wall.replace(tzinfo=tz, fold=1)
+    found = {first.astimezone(UTC), second.astimezone(UTC)}
+    return sorted(found)
+
+
+def local_instant(wall: datetime, tz: str | ZoneInfo) -> datetime:
+    """The UTC instant of a naive local wall-clock time, by the gap and fold rules above."""
+    zone_info = tz if isinstance(tz, ZoneInfo) else zone(tz)
+    return _instants(wall.replace(tzinfo=None), zone_info)[0]
+
+
+def _day_filter(weekdays: Sequence[str] | None) -> set[int] | None:
+    if not weekdays:  # None or empty: any day
+        return None
+    unknown = [day for day in weekdays if day not in DAYS]
+    if unknown:
+        raise ValueError(f"unknown weekday(s) {unknown}; use {', '.join(DAYS)}")
+    return {DAYS.index(day) for day in weekdays}
 
 
 def next_local_time(
     now: datetime, tz: str, at: time, weekdays: Sequence[str] | None = None
 ) -> datetime:
+    """The first instant at or after ``now`` whose local time in ``tz`` is ``at``, on one of
+    ``weekdays`` (``"mon"`` .. ``"sun"``; ``None`` or empty means any day). ``now`` itself when
+    it is exactly that time."""
+    now = _utc(now)
     zone_info = zone(tz)
+    days = _day_filter(weekdays)
     today = now.astimezone(zone_info).date()
-    for offset in range(8):
+    wall_time = at.replace(tzinfo=None)
+    for offset in range(8):  # today, and a full week on: every weekday comes round once
         day = today + timedelta(days=offset)
-        if weekdays and DAYS[day.weekday()] not in weekdays:
+        if days is not None and day.weekday() not in days:
             continue
-        moment = _instant(day, at, zone_info)
+        moment = local_instant(datetime.combine(day, wall_time), zone_info)
         if moment >= now:
             return moment
-    raise ValueError("no matching weekday")  # unreachable with a non-empty weekday list
+    raise AssertionError("unreachable: eight days cover every weekday")  # pragma: no cover
 
 
 def quiet_until(now: datetime, tz: str, start: time, end: time) -> datetime | None:
+    """When ``now`` falls in the local quiet window ``[start, end)``, the UTC instant it ends
+    (the next local ``end``); otherwise None. The window may cross midnight (21:00 to 08:00);
+    ``start == end`` means no quiet hours."""
+    start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
     if start == end:
         return None
-    local = now.astimezone(zone(tz)).time().replace(tzinfo=None)
-    inside = start <= local < end if start < end else (local >= start or local < end)
-    return next_local_time(now, tz, end) if inside else None
+    now = _utc(now)
+    zone_info = zone(tz)
+    local = now.astimezone(zone_info)
+    clock = local.time().replace(tzinfo=None, fold=0)
+    inside = start <= clock < end if start < end else (clock >= start or clock < end)
+    if not inside:
+        return None
+    # The window ends the next time the wall clock shows ``end``: today or tomorrow. Both
+    # occurrences of a repeated hour count here, or the second would hold a send for a day.
+    candidates = [
+        moment
+        for offset in (0, 1)
+        for moment in _instants(
+            datetime.combine(local.date() + timedelta(days=offset), end), zone_info
+        )
+        if moment > now
+    ]
+    return min(candidates) if candidates else next_local_time(now, tz, end)
 
 
-def _parse_date(value: str | date) -> date | None:
+def _parse_date(value: object) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
     try:
-        return date.fromisoformat(str(value)[:10])
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).date()  # its own date, not converted to any zone
+    except ValueError:
+        pass
+    try:
+        return date.fromisoformat(text[:10])
     except ValueError:
         return None
 
@@ -74,15 +177,36 @@ def next_date_occurrence(
     at: time,
     yearly: bool,
 ) -> datetime | None:
-    born = _parse_date(value)
-    if born is None:
+    """The instant of a date held in a contact attribute, shifted by ``offset``, at local
+    ``at``: local ``date at at`` plus ``offset`` (wall-clock arithmetic, so ``-P1D`` is the day
+    before at the same local time). ``value`` is an ISO date or datetime (only its date part
+    counts) or a ``date``; anything unreadable or missing gives None.
+
+    ``yearly``: the first anniversary whose target is at or after ``now`` (29 February falls on
+    28 February in common years). Otherwise the date itself, even when it is past: the caller
+    treats a past target as nothing to wait for.
+    """
+    base = _parse_date(value)
+    if base is None:
         return None
+    now = _utc(now)
     zone_info = zone(tz)
+    wall_time = at.replace(tzinfo=None)
+
+    def target(day: date) -> datetime:
+        return local_instant(datetime.combine(day, wall_time) + offset, zone_info)
+
     if not yearly:
-        return _instant(born + offset, at, zone_info)
-    year = now.astimezone(zone_info).year - 1
-    for candidate in range(year, year + 4):  # offsets can move the date across a year end
-        moment = _instant(_anniversary(born, candidate) + offset, at, zone_info)
+        try:
+            return target(base)
+        except OverflowError:
+            return None
+    year = now.astimezone(zone_info).year
+    for candidate in (year + shift for shift in _YEARS_AROUND):
+        try:
+            moment = target(_anniversary(base, candidate))
+        except (OverflowError, ValueError):  # beyond year 1 or 9999
+            continue
         if moment >= now:
             return moment
     return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from logging.config import fileConfig
+
 from alembic import context
 
 from journeys.settings import get_settings
@@ -9,6 +11,9 @@ from store.db import make_engine
 from store.models import Base
 
 config = context.config
+if config.config_file_name is not None:
+    # Only the alembic command line has an ini file; code calling store.migrate keeps its logging.
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:

@@ -1,18 +1,29 @@
-"""Databases for the whole suite: a fresh, migrated Postgres database and SQLite file."""
+"""Shared fixtures: a fresh, migrated Postgres database and SQLite file; a time-skipping
+Temporal server with one journeys worker on the Postgres database."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import delete
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from journeys import search_attributes
+from journeys.plugin import JourneysPlugin
+from journeys.settings import Settings
 from store.db import Database
 from store.migrate import upgrade
 from store.models import Base
+from tests.engine.harness import TASK_QUEUE
 from tests.support.postgres import DEFAULT_URL, answers, fresh_database, throwaway_server
 
 
@@ -59,3 +70,34 @@ def db(database_url: str) -> Iterator[Database]:
         with database.transaction() as session:
             for table in reversed(Base.metadata.sorted_tables):
                 session.execute(delete(table))
+
+
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+
+
+@pytest.fixture(scope="session")
+def engine_db(postgres_url: str) -> Iterator[Database]:
+    db = Database(postgres_url)
+    yield db
+    db.dispose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
+    )
+    await search_attributes.register(env.client, env.client.namespace)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def plugin(engine_db: Database, postgres_url: str) -> JourneysPlugin:
+    return JourneysPlugin(Settings(database_url=postgres_url, task_queue=TASK_QUEUE), db=engine_db)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(time_env: WorkflowEnvironment, plugin: JourneysPlugin) -> AsyncIterator[Client]:
+    async with Worker(time_env.client, task_queue=TASK_QUEUE, plugins=[plugin]):
+        yield time_env.client

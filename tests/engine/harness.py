@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,12 @@ async def wait_for_enrollments(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"only {len(ended)} of {count} runs ended in {seconds} s")
         await asyncio.sleep(0.5)
+
+
+async def wait_until(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """Poll a condition that a worker makes true in real time (no timer to skip to)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {seconds} s")
+        await asyncio.sleep(0.1)
