@@ -1,5 +1,7 @@
-# One image for the API, the worker and the one-shot setup job.
+# One image for the API, the worker and the one-shot jobs (migrate, search attributes);
+# docker-compose.yml picks the command.
 FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY journeys journeys
@@ -9,7 +11,10 @@ COPY activities activities
 COPY api api
 COPY migrations migrations
 COPY worker.py ./
-RUN pip install --no-cache-dir .
-RUN useradd --create-home journeys
+# A regular (not editable) install: migrations/ ships as package data, so `python -m store.migrate`
+# works from any directory.
+RUN pip install . && useradd --create-home journeys
 USER journeys
+WORKDIR /home/journeys
+EXPOSE 8000
 CMD ["journeys", "worker"]

@@ -65,10 +65,6 @@ def worker() -> None:
     asyncio.run(run_worker(get_settings()))
 
 
-if __name__ == "__main__":
-    app()
-
-
 @app.command()
 def dev(
     data_dir: Path = typer.Option(Path(".data"), help="Where the SQLite files live."),
@@ -150,3 +146,7 @@ def api(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -
     import uvicorn
 
     uvicorn.run("api.app:app", factory=True, host=host, port=port)
+
+
+if __name__ == "__main__":
+    app()

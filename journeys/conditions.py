@@ -21,11 +21,12 @@ from pydantic import (
     Field,
     PlainSerializer,
     Tag,
+    WithJsonSchema,
     model_serializer,
     model_validator,
 )
 
-from journeys.durations import format_duration, parse_duration
+from journeys.durations import JSON_SCHEMA_PATTERN, format_duration, parse_duration
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists")
 MAX_WINDOW = timedelta(days=3660)
@@ -39,7 +40,16 @@ def _window(value: Any) -> timedelta:
 
 
 Window = Annotated[
-    timedelta, BeforeValidator(_window), PlainSerializer(format_duration, return_type=str)
+    timedelta,
+    BeforeValidator(_window),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^" + JSON_SCHEMA_PATTERN,
+            "description": "ISO 8601 duration from PT1S to P3660D, e.g. P30D",
+        }
+    ),
 ]
 
 
@@ -51,6 +61,9 @@ class _Model(BaseModel):
 
 class Compare(_Model):
     """``{field: scores.lead, gte: 50}``: exactly one operator per comparison."""
+
+    # `field` and one operator, no more (the schema's way to say "exactly one operator").
+    model_config = ConfigDict(json_schema_extra={"minProperties": 2, "maxProperties": 2})
 
     field: str = Field(min_length=1)
     eq: Any = None
@@ -187,9 +200,13 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
     if op == "in":
         return actual in (expected or [])
     if op == "contains":
-        if isinstance(actual, str | list | tuple | dict):
+        if not isinstance(actual, str | list | tuple | dict):
+            return False
+        try:
             return expected in actual
-        return False
+        except TypeError:
+            # A number in a string, a list as a dict key: a mismatch is false, never an error.
+            return False
     try:
         return {
             "gt": lambda: actual > expected,
@@ -221,10 +238,15 @@ def evaluate(
         return all(_compare(op, actual, value) for op, value in condition.operators())
     if isinstance(condition, Seen):
         return any(
-            event["name"] == condition.seen
+            event.get("name") == condition.seen
             and (
                 condition.where is None
-                or evaluate(condition.where, {**context, "event": event["properties"]})
+                or evaluate(
+                    condition.where,
+                    {**context, "event": event.get("properties") or {}},
+                    history,
+                    seen,
+                )
             )
             for event in seen or []
         )

@@ -10,6 +10,10 @@ _PATTERN = re.compile(
     r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
 
+# The same language for JSON Schema (ECMA-262, no named groups), without the optional sign:
+# prefix "^-?" or "^". The lookaheads refuse the bare "P", "PT" and "P1DT" that the parser refuses.
+JSON_SCHEMA_PATTERN = r"P(?!$)(?:\d+W)?(?:\d+D)?(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$"
+
 
 def parse_duration(text: str) -> timedelta:
     """Parse an ISO 8601 duration without years or months (their length is not fixed)."""
@@ -33,13 +37,15 @@ def parse_duration(text: str) -> timedelta:
 def format_duration(value: timedelta) -> str:
     """The shortest ISO 8601 form of a duration, e.g. ``P1DT2H``."""
     sign = "-" if value < timedelta(0) else ""
-    total = abs(int(value.total_seconds()))
+    # Exact integer arithmetic: fractions of a second (PT1.5S) must survive the round trip.
+    total, micro = divmod(abs(value) // timedelta(microseconds=1), 1_000_000)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
+    second_text = f"{seconds}.{micro:06d}".rstrip("0") if micro else str(seconds)
     date_part = f"{days}D" if days else ""
-    time_part = "".join(
-        f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S")) if n
+    time_part = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n) + (
+        f"{second_text}S" if seconds or micro else ""
     )
     if not date_part and not time_part:
         return "PT0S"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from journeys.conditions import history_conditions
 from journeys.spec import (
+    HOLDOUT,
     BranchStep,
     EnterStep,
     ExitStep,
@@ -32,22 +33,32 @@ class Problem:
 
 
 def targets(journey: Journey, step: Step) -> Iterator[tuple[str, str | None]]:
-    """Every (relative JSON path, target step id) a step can go to; ``None`` means exit."""
-    following = journey.following(step.id)
+    """Every (relative JSON path, target step id) a step can go to; ``None`` means exit. The
+    path is where the target is written, or where it would be when it is a default."""
     if isinstance(step, ExitStep):
         return
+    following = journey.following(step.id)
+    fallback = ("next", step.next) if step.next else ("next", following)
     if isinstance(step, BranchStep):
         for index, case in enumerate(step.branch.cases):
             yield f"branch.cases[{index}].next", case.next
-        yield "branch.default", step.branch.default or following
+        # As the interpreter does: no case matched and no default goes to `next`, then on.
+        if step.branch.default:
+            yield "branch.default", step.branch.default
+        else:
+            yield fallback
         return
     if isinstance(step, SplitStep):
+        # A variant without its own `next` goes to the split's `next`, then on.
         for index, variant in enumerate(step.split.variants):
-            yield f"split.variants[{index}].next", variant.next or step.next or following
+            if variant.next:
+                yield f"split.variants[{index}].next", variant.next
+        if any(not variant.next for variant in step.split.variants):
+            yield fallback
         if step.split.holdout is not None:
             yield "split.holdout.next", step.split.holdout.next
         return
-    yield "next", step.next or following
+    yield fallback
     if isinstance(step, WaitForStep) and step.on_timeout:
         yield "on_timeout", step.on_timeout
     if isinstance(step, SendStep) and step.on_failure:
@@ -116,6 +127,12 @@ def _step_problems(
         names = [variant.name for variant in step.split.variants]
         if len(set(names)) != len(names):
             yield Problem(f"{at}.split.variants", "variant names must be unique")
+        for number, name in enumerate(names):
+            if name == HOLDOUT:
+                yield Problem(
+                    f"{at}.split.variants[{number}].name",
+                    f"{HOLDOUT!r} names the holdout share; call the variant something else",
+                )
 
 
 def _history_in_event_filters(journey: Journey) -> Iterator[Problem]:
@@ -158,26 +175,83 @@ def _unreachable(journey: Journey, index_of: dict[str, int]) -> Iterator[Problem
 
 
 def _loops_without_wait(journey: Journey, index_of: dict[str, int]) -> Iterator[Problem]:
-    """A cycle made only of instant steps would spin forever without yielding to a timer."""
+    """A cycle made only of instant steps would spin forever without yielding to a timer.
+
+    One problem per group of steps that can loop among themselves (a strongly connected
+    component of the instant steps), at its first step in document order, naming the shortest
+    such loop through it. Linear in the size of the graph, whatever its shape."""
     steps = journey.step_map()
-    instant = {sid for sid, step in steps.items() if not _is_wait(step)}
-    reported: set[frozenset[str]] = set()
-    for start in instant:
-        stack: list[tuple[str, list[str]]] = [(start, [start])]
-        while stack:
-            current, path = stack.pop()
-            for _, target in targets(journey, steps[current]):
-                if target == start:
-                    cycle = frozenset(path)
-                    if cycle not in reported:
-                        reported.add(cycle)
-                        first = min(cycle, key=index_of.__getitem__)
-                        yield Problem(
-                            f"$.steps[{index_of[first]}]",
-                            "loop with no wait in it: " + " -> ".join([*path, start]),
-                        )
-                elif target in instant and target not in path:
-                    stack.append((target, [*path, target]))
+    instant = [sid for sid in index_of if not _is_wait(steps[sid])]
+    allowed = set(instant)
+    edges = {sid: [t for _, t in targets(journey, steps[sid]) if t in allowed] for sid in instant}
+    for component in _strongly_connected(instant, edges):
+        first = min(component, key=index_of.__getitem__)
+        cycle = _shortest_cycle(first, set(component), edges)
+        if cycle:
+            yield Problem(
+                f"$.steps[{index_of[first]}]", "loop with no wait in it: " + " -> ".join(cycle)
+            )
+
+
+def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (no recursion limit on long chains of steps)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in nodes:
+        if root in order:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                order[node] = low[node] = len(order)
+                stack.append(node)
+                on_stack.add(node)
+            descended = False
+            for next_position in range(position, len(edges[node])):
+                target = edges[node][next_position]
+                if target not in order:
+                    work.append((node, next_position + 1))
+                    work.append((target, 0))
+                    descended = True
+                    break
+                if target in on_stack:
+                    low[node] = min(low[node], order[target])
+            if descended:
+                continue
+            if low[node] == order[node]:
+                component: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                found.append(component)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return found
+
+
+def _shortest_cycle(start: str, within: set[str], edges: dict[str, list[str]]) -> list[str]:
+    """The shortest path from ``start`` back to itself inside ``within``; empty if none."""
+    parent: dict[str, str] = {}
+    queue = [start]
+    for current in queue:
+        for target in edges[current]:
+            if target == start:
+                path = [current]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                return [*reversed(path), start]
+            if target in within and target not in parent and target != start:
+                parent[target] = current
+                queue.append(target)
+    return []
 
 
 def describe(step: Step) -> str:

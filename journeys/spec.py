@@ -20,11 +20,12 @@ from pydantic import (
     Field,
     PlainSerializer,
     Tag,
+    WithJsonSchema,
     model_validator,
 )
 
 from journeys.conditions import Condition
-from journeys.durations import format_duration, parse_duration
+from journeys.durations import JSON_SCHEMA_PATTERN, format_duration, parse_duration
 
 MIN_WAIT = timedelta(seconds=1)
 MAX_WAIT = timedelta(days=3660)
@@ -52,8 +53,32 @@ def _in_offset_range(value: timedelta) -> timedelta:
 
 
 _iso = PlainSerializer(format_duration, return_type=str)
-Duration = Annotated[timedelta, BeforeValidator(_parse), AfterValidator(_in_wait_range), _iso]
-Offset = Annotated[timedelta, BeforeValidator(_parse), AfterValidator(_in_offset_range), _iso]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_parse),
+    AfterValidator(_in_wait_range),
+    _iso,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^" + JSON_SCHEMA_PATTERN,
+            "description": "ISO 8601 duration from PT1S to P3660D, e.g. PT30M, PT1H, P3D, P2W",
+        }
+    ),
+]
+Offset = Annotated[
+    timedelta,
+    BeforeValidator(_parse),
+    AfterValidator(_in_offset_range),
+    _iso,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^-?" + JSON_SCHEMA_PATTERN,
+            "description": "ISO 8601 duration, may be negative (-P1D), at most P366D either way",
+        }
+    ),
+]
 
 
 def _parse_clock(value: Any) -> time:
@@ -66,7 +91,16 @@ def _parse_clock(value: Any) -> time:
 
 
 ClockTime = Annotated[
-    time, BeforeValidator(_parse_clock), PlainSerializer(lambda t: t.strftime("%H:%M"))
+    time,
+    BeforeValidator(_parse_clock),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+            "description": "Local time of day, HH:MM (24-hour)",
+        }
+    ),
 ]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -76,7 +110,11 @@ Channel = Literal["email", "sms", "webhook"]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+    # No inf/nan: JSON has no such numbers, so a spec holding one would not survive the trip
+    # into a workflow input.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, serialize_by_alias=True, allow_inf_nan=False
+    )
 
 
 class EventMatch(Model):
@@ -103,6 +141,16 @@ class ApiTrigger(Model):
 _UNSUPPORTED_TRIGGERS = ("segment", "schedule", "date_attribute")
 
 
+def _supported_trigger(value: Any) -> Any:
+    if isinstance(value, dict):
+        for kind in _UNSUPPORTED_TRIGGERS:
+            if kind in value:
+                raise ValueError(
+                    f"trigger kind `{kind}` is not yet supported; use `event` or `api: true`"
+                )
+    return value
+
+
 def _trigger_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return "event" if isinstance(value, EventTrigger) else "api"
@@ -121,6 +169,7 @@ Trigger = Annotated[
         custom_error_type="trigger_kind",
         custom_error_message="a trigger needs `event` (an event name) or `api: true`",
     ),
+    BeforeValidator(_supported_trigger),
 ]
 
 
@@ -128,7 +177,24 @@ class ReEntryAfter(Model):
     after: Duration
 
 
-ReEntry = Literal["never", "always"] | ReEntryAfter
+def _re_entry_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "re_entry:rule"
+    if isinstance(value, ReEntryAfter | dict):
+        return "re_entry:after"
+    return None
+
+
+# Discriminated, so an error's path is `$.re_entry`, not a path through each union member.
+ReEntry = Annotated[
+    Annotated[Literal["never", "always"], Tag("re_entry:rule")]
+    | Annotated[ReEntryAfter, Tag("re_entry:after")],
+    Discriminator(
+        _re_entry_kind,
+        custom_error_type="re_entry_kind",
+        custom_error_message="re_entry is never, always or {after: <duration>}",
+    ),
+]
 
 
 class QuietHours(Model):
@@ -162,7 +228,7 @@ class WaitForDate(Model):
 
     date_attribute: str = Field(min_length=1)
     offset: Offset = timedelta(0)
-    at: ClockTime = time(9, 0)
+    at: ClockTime = Field(default=time(9, 0), json_schema_extra={"default": "09:00"})
     yearly: bool = Field(
         default=False, description="Use the next anniversary (birthdays) rather than the date."
     )
@@ -223,6 +289,9 @@ class Branch(Model):
 
 class BranchStep(StepBase):
     branch: Branch
+
+
+HOLDOUT = "holdout"  # the holdout share's name in assignments and reports; no variant's
 
 
 class Variant(Model):
@@ -289,7 +358,7 @@ class Exit(Model):
 
 
 class ExitStep(StepBase):
-    exit: Exit = Field(default_factory=Exit)
+    exit: Exit  # required like every kind key (`exit: {}`): a step without one has no kind
 
 
 STEP_KINDS: dict[str, type[StepBase]] = {
@@ -349,18 +418,6 @@ class Journey(Model):
     exit_on: list[EventMatch] = Field(default_factory=list)
     quiet_hours: QuietHours | None = None
     steps: list[Step] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unsupported_triggers(cls, data: Any) -> Any:
-        trigger = data.get("trigger") if isinstance(data, dict) else None
-        if isinstance(trigger, dict):
-            for kind in _UNSUPPORTED_TRIGGERS:
-                if kind in trigger:
-                    raise ValueError(
-                        f"trigger kind `{kind}` is not yet supported; use `event` or `api: true`"
-                    )
-        return data
 
     def step_map(self) -> dict[str, Step]:
         return {step.id: step for step in self.steps}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
@@ -48,6 +50,7 @@ async def start_run(
     event: JourneyEvent | None = None,
     buffer_size: int = 100,
     continue_as_new_after: int | None = None,
+    rpc_timeout: timedelta | None = None,
 ) -> WorkflowHandle:
     """Signal-with-start: a second trigger while the run is alive reaches it as an event,
     so two concurrent triggers make one run; after it ended, a new run begins and applies
@@ -81,4 +84,5 @@ async def start_run(
         static_summary=f"{journey.name} (v{version}) for contact {contact_id}",
         start_signal=EVENT_SIGNAL if event is not None else None,
         start_signal_args=[event] if event is not None else [],
+        rpc_timeout=rpc_timeout,
     )

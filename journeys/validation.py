@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,13 +45,40 @@ def _problems_from(error: ValidationError) -> list[Problem]:
     return problems
 
 
+class _CoreSchemaLoader(yaml.SafeLoader):
+    """Plain YAML scalars read as YAML 1.2 (and JSON) read them. PyYAML follows YAML 1.1, where
+    ``NO`` (Norway) and ``on`` are booleans, ``21:00`` is the number 1260 and ``2026-01-01`` a
+    date: an unquoted clock time would be refused as not HH:MM, and a country code in a
+    condition would silently compare as false."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+
+
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("int", r"^[-+]?(?:0|[1-9][0-9]*)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("merge", r"^(?:<<)$", "<"),
+):
+    _CoreSchemaLoader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first)
+    )
+
+
 def load_document(text: str) -> Any:
-    """YAML is a superset of JSON, but JSON gets its own parser for exact error positions."""
+    """YAML (1.2 scalars, see ``_CoreSchemaLoader``) or JSON; JSON gets its own parser for
+    exact error positions."""
     stripped = text.lstrip()
     try:
         if stripped.startswith("{"):
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_CoreSchemaLoader)  # a SafeLoader: no object tags
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SpecInvalid([Problem("$", f"not valid YAML or JSON: {exc}")]) from exc
 
@@ -83,5 +111,13 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def write_json_schema(path: Path) -> None:
-    path.write_text(json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+def json_schema_text() -> str:
+    """The JSON Schema as committed in ``docs/journey.schema.json``: indented, sorted keys,
+    trailing newline."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_json_schema(path: str | Path = "docs/journey.schema.json") -> None:
+    """Regenerate the committed schema: ``python -c "from journeys.validation import
+    write_json_schema; write_json_schema()"`` from the repository root."""
+    Path(path).write_text(json_schema_text(), encoding="utf-8")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -62,14 +61,21 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
-    """A migrated database on each backend; emptied after each test."""
+    """A migrated database on each backend, empty when the test starts and emptied after it."""
     database = Database(database_url)
-    with ExitStack() as cleanup:
-        cleanup.callback(database.dispose)
+    try:
+        # Before too: session fixtures such as engine_db write to the same database.
+        _empty(database)
         yield database
-        with database.transaction() as session:
-            for table in reversed(Base.metadata.sorted_tables):
-                session.execute(delete(table))
+        _empty(database)
+    finally:
+        database.dispose()
+
+
+def _empty(database: Database) -> None:
+    with database.transaction() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
 
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 from temporalio.client import Client
@@ -30,6 +30,8 @@ from store.models import Enrollment, Event, OutboxEntry
 from store.upserts import insert_ignoring_duplicates
 
 log = logging.getLogger("journeys.relay")
+RPC_TIMEOUT = timedelta(seconds=5)
+UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION)
 
 
@@ -106,11 +108,13 @@ class OutboxRelay:
                     running[entry.contact_id],
                 )
             except RPCError as exc:
-                # Temporal is down or overloaded: this contact's later events must wait too.
+                # This contact's later events must wait too, to keep their order.
                 blocked.add(entry.contact_id)
                 entry.attempts += 1
                 entry.last_error = str(exc)[:500]
                 metrics.RELAY_ERRORS.inc()
+                if exc.status in UNREACHABLE:
+                    break  # Temporal itself is down: every other contact would wait as long
                 continue
             session.delete(entry)
             delivered += 1
@@ -162,6 +166,7 @@ class OutboxRelay:
                 task_queue=self._settings.task_queue,
                 event=event,
                 buffer_size=self._settings.event_buffer_size,
+                rpc_timeout=RPC_TIMEOUT,
             )
         except CannotEnroll as exc:
             log.info("event %s not entered into %s: %s", event.id, start.journey.key, exc)
@@ -187,7 +192,9 @@ class OutboxRelay:
 
     async def _signal(self, client: Client, signal: Signal, event: JourneyEvent) -> None:
         try:
-            await client.get_workflow_handle(signal.workflow_id).signal(EVENT_SIGNAL, event)
+            await client.get_workflow_handle(signal.workflow_id).signal(
+                EVENT_SIGNAL, event, rpc_timeout=RPC_TIMEOUT
+            )
         except RPCError as exc:
             if exc.status not in GONE:
                 raise

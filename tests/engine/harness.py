@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from journeys.records import JourneyEvent, TraceEntry
 from journeys.spec import Journey
@@ -86,8 +87,17 @@ async def signal(handle: WorkflowHandle, name: str, **properties: Any) -> Journe
 HISTORIES = Path(__file__).parent / "histories"
 
 
-async def finish(handle: WorkflowHandle) -> tuple[JourneyResult, RunView]:
-    result = JourneyResult.model_validate(await handle.result())
+async def finish(
+    handle: WorkflowHandle, env: WorkflowEnvironment | None = None
+) -> tuple[JourneyResult, RunView]:
+    """The run's result and final state. A handle from ``get_workflow_handle`` (not from a
+    start) skips time only inside the environment's unlocked block, so pass ``env`` then."""
+    if env is not None:
+        async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
+            raw = await handle.result()
+    else:
+        raw = await handle.result()
+    result = JourneyResult.model_validate(raw)
     view = await handle.query("state", result_type=RunView)
     await record_history(handle)
     return result, view

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -36,47 +37,41 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _run(what: str, *command: object) -> None:
+    done = subprocess.run([str(part) for part in command], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+
+def _newest_binaries() -> Path:
+    found = glob("/usr/lib/postgresql/*/bin")
+    if not found:
+        raise RuntimeError("no PostgreSQL server answers and no local binaries to start one")
+    return Path(max(found, key=lambda path: [int(n) for n in re.findall(r"\d+", path)]))
+
+
 @contextmanager
 def throwaway_server() -> Iterator[str]:
     """initdb + pg_ctl from the local PostgreSQL binaries, on a free port, removed afterwards."""
-    binaries = sorted(glob("/usr/lib/postgresql/*/bin"))
-    if not binaries:
-        raise RuntimeError("no PostgreSQL server answers and no local binaries to start one")
-    bin_dir = Path(binaries[-1])
+    bin_dir = _newest_binaries()
     folder = Path(tempfile.mkdtemp(prefix="journeys-pg-"))
-    port = _free_port()
+    data, port = folder / "data", _free_port()
     # initdb refuses to run as root.
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if prefix:
-        shutil.chown(folder, "postgres")
-    data = folder / "data"
-    subprocess.run(
-        [*prefix, bin_dir / "initdb", "-D", data, "-U", "postgres", "-A", "trust"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *prefix,
-            bin_dir / "pg_ctl",
-            "-D",
-            data,
-            "-w",
-            "-l",
-            folder / "log",
-            "-o",
-            f"-p {port} -k {folder} -h 127.0.0.1",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     try:
+        if as_user:
+            shutil.chown(folder, "postgres")
+        _run("initdb", *as_user, bin_dir / "initdb", "-D", data, "-U", "postgres", "-A", "trust")
+        options = f"-p {port} -k {folder} -h 127.0.0.1"
+        start = [bin_dir / "pg_ctl", "-D", data, "-w", "-l", folder / "log", "-o", options, "start"]
+        _run("pg_ctl start", *as_user, *start)
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(
-            [*prefix, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "stop"], capture_output=True
-        )
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                [*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "stop"],
+                capture_output=True,
+            )
         shutil.rmtree(folder, ignore_errors=True)
 
 
