@@ -34,7 +34,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connection.start()
-        task = asyncio.create_task(outbox_relay.run()) if relay else None
+        running = relay and settings.relay
+        task = asyncio.create_task(outbox_relay.run()) if running else None
         try:
             yield
         finally:

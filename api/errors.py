@@ -7,7 +7,7 @@ import json
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from journeys.validation import SpecInvalid, json_path
 
@@ -65,6 +65,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     async def integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         return _problem(409, "conflicts with stored data: " + str(exc.orig).splitlines()[0])
+
+    @app.exception_handler(DataError)
+    async def unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # Postgres refuses NUL characters in text and JSON, whatever the field.
+        return _problem(422, "a value cannot be stored: " + str(exc.orig).splitlines()[0])
 
     @app.exception_handler(OperationalError)
     async def database_down(_: Request, exc: OperationalError) -> JSONResponse:

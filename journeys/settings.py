@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         default=100, description="Recent events a run keeps for wait_for steps that start later."
     )
 
+    relay: bool = Field(
+        default=True, description="Run the outbox relay in this API process (one or more may)."
+    )
     max_body_bytes: int = Field(
         default=512_000, description="Largest request body, after gzip is inflated (413 above)."
     )

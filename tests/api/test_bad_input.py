@@ -138,3 +138,11 @@ async def test_a_draft_whose_key_differs_from_the_url_is_refused(api: Api):
     response = await api.http.put("/v1/journeys/mine", json=spec, headers=api.admin)
     assert response.status_code == 422
     assert response.json()["detail"][0]["path"] == "$.key"
+
+
+async def test_text_postgres_cannot_store_is_422_not_500(api: Api):
+    response = await api.http.post(
+        "/v1/track", json={"userId": "u\u0000", "event": "x"}, headers=api.track
+    )
+    assert response.status_code == 422
+    assert "cannot be stored" in response.json()["detail"]
