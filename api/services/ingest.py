@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from api.schemas import Accepted, IdentifyCall, IgnoredCall, PageCall, SegmentCall, TrackCall
 from store import contacts as contacts_store
-from store import outbox
-from store.models import Contact, Event
+from store import events as events_store
 
 
 @dataclass(frozen=True)
@@ -50,43 +48,5 @@ def ingest(session: Session, calls: list[Any]) -> Accepted:
     if not rows:
         return Accepted(accepted=0, duplicates=0, ignored=ignored)
 
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    contact_ids = sorted({row.contact_id for row in rows})
-    session.execute(
-        dialect.insert(Contact)
-        .values([_new_contact(contact_id, now) for contact_id in contact_ids])
-        .on_conflict_do_nothing()
-    )
-    stored = session.execute(
-        dialect.insert(Event)
-        .values(
-            [
-                {
-                    "message_id": row.message_id,
-                    "contact_id": row.contact_id,
-                    "name": row.name,
-                    "properties": row.properties,
-                    "timestamp": row.timestamp,
-                    "received_at": now,
-                }
-                for row in rows
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(Event.id, Event.contact_id)
-    ).all()
-    outbox.add(session, sorted((event_id, contact) for event_id, contact in stored))
-    return Accepted(accepted=len(stored), duplicates=len(rows) - len(stored), ignored=ignored)
-
-
-def _new_contact(contact_id: str, now: datetime) -> dict[str, Any]:
-    return {
-        "id": contact_id,
-        "timezone": "UTC",
-        "traits": {},
-        "tags": [],
-        "scores": {},
-        "unsubscribed": [],
-        "created_at": now,
-        "updated_at": now,
-    }
+    stored = events_store.accept(session, [row.__dict__ for row in rows], now)
+    return Accepted(accepted=stored, duplicates=len(rows) - stored, ignored=ignored)
