@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from api.app import create_app
+from api.services.relay import OutboxRelay
 from journeys.devserver import start_dev_server, stop
 from journeys.plugin import JourneysPlugin
 from journeys.settings import Settings
@@ -108,7 +109,12 @@ async def test_events_wait_in_the_outbox_while_temporal_is_down(
         assert _pending(engine_db, contacts) == CONTACTS * (TICKS + 1)
 
         dev_server.restart()
-        relay = asyncio.create_task(app.state.relay.run(poll_seconds=0.2))
+        # Two relays, as two API processes would run them: per-contact locks keep them apart.
+        second_db = Database(postgres_url)
+        second = OutboxRelay(second_db, app.state.temporal, settings)
+        relays = [
+            asyncio.create_task(relay.run(poll_seconds=0.2)) for relay in (app.state.relay, second)
+        ]
         try:
             await h.wait_until(
                 lambda: _pending(engine_db, contacts) == 0, "the outbox to drain", 120
@@ -116,7 +122,9 @@ async def test_events_wait_in_the_outbox_while_temporal_is_down(
             for contact in contacts:
                 await _assert_in_order_once(client, f"journey/{key}/{contact}", contact)
         finally:
-            relay.cancel()
+            for relay in relays:
+                relay.cancel()
+            second_db.dispose()
 
 
 def _pending(db: Database, contacts: list[str]) -> int:
