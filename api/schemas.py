@@ -3,12 +3,20 @@ fields that Segment and RudderStack libraries add; admin bodies reject unknown f
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 MAX_BATCH = 2500
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands stored times back without a zone; they are UTC.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+Utc = Annotated[datetime, AfterValidator(_utc)]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -91,7 +99,7 @@ class TemplateBody(Admin):
 
 class TemplateOut(TemplateBody):
     key: str
-    updated_at: datetime
+    updated_at: Utc
 
 
 class ContactOut(BaseModel):
@@ -103,7 +111,7 @@ class ContactOut(BaseModel):
     tags: list[str]
     scores: dict[str, float]
     unsubscribed: list[str]
-    created_at: datetime
+    created_at: Utc
 
 
 class EnrollmentOut(BaseModel):
@@ -115,10 +123,10 @@ class EnrollmentOut(BaseModel):
     variant: str | None
     converted: bool
     reason: str | None
-    started_at: datetime
-    ended_at: datetime | None
+    started_at: Utc
+    ended_at: Utc | None
     waiting_for: str | None = Field(default=None, description="From the live run, if running.")
-    until: datetime | None = None
+    until: Utc | None = None
 
 
 class DraftOut(BaseModel):
@@ -149,7 +157,7 @@ class PublishOut(BaseModel):
 
 class VersionOut(BaseModel):
     version: int
-    published_at: datetime
+    published_at: Utc
     spec: dict[str, Any]
 
 
@@ -180,4 +188,4 @@ class MessageOut(BaseModel):
     status: str
     error: str | None
     status_history: list[Any]
-    created_at: datetime
+    created_at: Utc

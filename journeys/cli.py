@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from journeys.settings import get_settings
+from journeys.settings import Settings, get_settings
 from journeys.validation import SpecInvalid, json_schema, parse_journey
 
 app = typer.Typer(help="Marketing journeys as durable Temporal workflows.", no_args_is_help=True)
@@ -70,12 +70,12 @@ def dev(
     data_dir: Path = typer.Option(Path(".data"), help="Where the SQLite files live."),
     temporal_port: int = typer.Option(7233, help="Temporal frontend port."),
     ui_port: int = typer.Option(8233, help="Temporal UI port."),
+    api_port: int = typer.Option(8000, help="HTTP API port."),
+    examples: Path = typer.Option(Path("examples"), help="Journeys and templates to load."),
 ) -> None:
-    """Run everything on this machine: Temporal dev server, SQLite store, console provider."""
+    """Run everything on this machine: Temporal dev server, SQLite store, console provider,
+    worker and API. Ctrl-C stops all of it; the data stays in DATA_DIR for the next run."""
     from journeys.devserver import start_dev_server, stop
-    from journeys.settings import Settings
-    from store.migrate import upgrade
-    from worker import run_worker
 
     def _interrupt(*_: object) -> None:
         raise KeyboardInterrupt
@@ -84,21 +84,70 @@ def dev(
     settings = Settings(
         database_url=f"sqlite:///{data_dir / 'journeys.db'}",
         temporal_address=f"127.0.0.1:{temporal_port}",
+        public_url=f"http://127.0.0.1:{api_port}",
     )
     console.print("starting the Temporal dev server ...")
     server = start_dev_server(
         data_dir / "temporal.db", temporal_port, ui_port, log=data_dir / "temporal.log"
     )
     try:
-        upgrade(settings.database_url)
+        key = _prepare_store(settings, data_dir, examples)
+        console.print(f"API:          {settings.public_url}  (docs: {settings.public_url}/docs)")
         console.print(f"Temporal UI:  http://127.0.0.1:{ui_port}")
-        console.print(f"database:     {settings.database_url}")
-        console.print("worker running on task queue " + settings.task_queue + "; Ctrl-C stops all")
-        asyncio.run(run_worker(settings))
+        console.print(f"API key:      {key}  (admin; kept in {data_dir / 'dev-api-key'})")
+        console.print("put a contact into the abandoned-cart journey:")
+        sys.stdout.write(
+            f"  curl -s -X POST {settings.public_url}/v1/track -H 'Authorization: Bearer {key}'"
+            " -H 'Content-Type: application/json'"
+            """ -d '{"userId": "ada", "event": "cart.abandoned","""
+            """ "properties": {"cart_id": "c1", "item": "shoes"}}'\n"""
+        )
+        console.print("Ctrl-C stops everything.")
+        asyncio.run(_serve(settings, api_port))
     except KeyboardInterrupt:
         console.print("stopping ...")
     finally:
         stop(server)
+
+
+def _prepare_store(settings: Settings, data_dir: Path, examples: Path) -> str:
+    """Migrate, keep one admin key across runs, load the example journeys and templates."""
+    from journeys.loader import load_folder
+    from store import keys
+    from store.db import Database
+    from store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        key_file = data_dir / "dev-api-key"
+        if not key_file.exists():
+            with db.transaction() as session:
+                key_file.write_text(keys.create(session, "journeys dev", "admin") + "\n")
+        if examples.is_dir():
+            for change in load_folder(db, examples):
+                console.print(change)
+        return key_file.read_text().strip()
+    finally:
+        db.dispose()
+
+
+async def _serve(settings: Settings, api_port: int) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from worker import run_worker
+
+    stop_worker = asyncio.Event()
+    api_server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=api_port, log_level="warning")
+    )
+    worker_task = asyncio.create_task(run_worker(settings, stop_worker))
+    try:
+        await api_server.serve()
+    finally:
+        stop_worker.set()
+        await worker_task
 
 
 @app.command("register-search-attributes")
