@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.types import (
@@ -14,6 +16,7 @@ from activities.types import (
     BeginEnrollmentInput,
     BeginEnrollmentResult,
     ConditionData,
+    EnrollmentRef,
     LoadConditionDataInput,
     RecordProgressInput,
     UpdateContactInput,
@@ -23,6 +26,7 @@ from store import contacts as contacts_store
 from store import enrollments as enrollments_store
 from store import events as events_store
 from store.db import Database
+from store.models import Enrollment
 
 
 class ContactActivities:
@@ -48,16 +52,7 @@ class ContactActivities:
                 )
                 return BeginEnrollmentResult(allowed=False, reason=refusal)
             contact = contacts_store.get_or_create(session, request.contact_id)
-            enrollment = enrollments_store.begin(
-                session,
-                enrollment_id=request.enrollment_id,
-                workflow_id=request.workflow_id,
-                journey_key=request.journey_key,
-                version=request.version,
-                contact_id=request.contact_id,
-                correlation=request.correlation,
-                started_at=request.started_at,
-            )
+            enrollment = _enrollment(session, request, request.correlation, request.started_at)
             enrollments_store.record_progress(
                 session,
                 enrollment,
@@ -76,18 +71,8 @@ class ContactActivities:
 
     def _record(self, request: RecordProgressInput) -> None:
         with self._db.transaction() as session:
-            enrollment = enrollments_store.begin(
-                session,
-                enrollment_id=request.enrollment_id,
-                workflow_id=request.workflow_id,
-                journey_key=request.journey_key,
-                version=request.version,
-                contact_id=request.contact_id,
-                correlation=None,
-                started_at=request.entries[0].at
-                if request.entries
-                else activity.info().started_time,
-            )
+            started = request.entries[0].at if request.entries else activity.info().started_time
+            enrollment = _enrollment(session, request, None, started)
             enrollments_store.record_progress(
                 session,
                 enrollment,
@@ -127,3 +112,19 @@ class ContactActivities:
                 session, request.contact_id, request.update, request.operation_key
             )
             return contacts_store.snapshot(contact)
+
+
+def _enrollment(
+    session: Session, ref: EnrollmentRef, correlation: str | None, started_at: datetime
+) -> Enrollment:
+    """The enrollment row, written now if the run is the first to report."""
+    return enrollments_store.begin(
+        session,
+        enrollment_id=ref.enrollment_id,
+        workflow_id=ref.workflow_id,
+        journey_key=ref.journey_key,
+        version=ref.version,
+        contact_id=ref.contact_id,
+        correlation=correlation,
+        started_at=started_at,
+    )

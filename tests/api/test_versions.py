@@ -41,14 +41,7 @@ async def test_publish_with_a_mapping_moves_waiting_runs_and_leaves_others(
 
     users = [h.unique("user") for _ in range(3)]
     for user in users:
-        await api.http.post(
-            "/v1/identify",
-            json={"userId": user, "traits": {"email": f"{user}@example.com"}},
-            headers=api.track,
-        )
-        await api.http.post(
-            "/v1/track", json={"userId": user, "event": f"{key}.signed_up"}, headers=api.track
-        )
+        await sign_up(api, key, user)
     await api.relay()
     handles = [client.get_workflow_handle(f"journey/{key}/{user}") for user in users]
     for handle in handles:
@@ -71,14 +64,7 @@ async def test_publish_with_a_mapping_moves_waiting_runs_and_leaves_others(
 
     # A contact who enters now starts on version 2; the migrated ones continue on its steps.
     late = h.unique("user")
-    await api.http.post(
-        "/v1/identify",
-        json={"userId": late, "traits": {"email": f"{late}@example.com"}},
-        headers=api.track,
-    )
-    await api.http.post(
-        "/v1/track", json={"userId": late, "event": f"{key}.signed_up"}, headers=api.track
-    )
+    await sign_up(api, key, late)
     await api.relay()
 
     for handle in handles:
@@ -111,14 +97,7 @@ async def test_unmapped_runs_finish_on_their_version(
     await api.http.put(f"/v1/journeys/{key}", json=spec(key, "v1-mail"), headers=api.admin)
     await api.http.post(f"/v1/journeys/{key}/publish", headers=api.admin)
     user = h.unique("user")
-    await api.http.post(
-        "/v1/identify",
-        json={"userId": user, "traits": {"email": f"{user}@example.com"}},
-        headers=api.track,
-    )
-    await api.http.post(
-        "/v1/track", json={"userId": user, "event": f"{key}.signed_up"}, headers=api.track
-    )
+    await sign_up(api, key, user)
     await api.relay()
     handle = client.get_workflow_handle(f"journey/{key}/{user}")
     await h.wait_until(lambda: _waiting(api, handle.id), "the run to reach the pause")
@@ -141,6 +120,13 @@ async def test_unmapped_runs_finish_on_their_version(
     assert [m.template for m in sent] == ["v1-mail", "v1-mail"], [
         (m.template, m.workflow_id, m.version, m.step_id) for m in sent
     ]
+
+
+async def sign_up(api: Api, key: str, user: str) -> None:
+    traits = {"email": f"{user}@example.com"}
+    await api.http.post("/v1/identify", json={"userId": user, "traits": traits}, headers=api.track)
+    event = {"userId": user, "event": f"{key}.signed_up"}
+    assert (await api.http.post("/v1/track", json=event, headers=api.track)).status_code == 202
 
 
 def _waiting(api: Api, workflow_id: str) -> bool:
