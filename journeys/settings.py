@@ -39,6 +39,21 @@ class Settings(BaseSettings):
         default=512_000, description="Largest request body, after gzip is inflated (413 above)."
     )
 
+    # Channels. With no credentials set, sends go to the console provider.
+    sendgrid_api_key: str | None = None
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, description="Base64 ECDSA P-256 key of SendGrid's Signed Event Webhook."
+    )
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    webhook_signing_secret: str | None = Field(
+        default=None, description="HMAC-SHA256 key for the webhook channel's signature header."
+    )
+    provider_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
     @field_validator("database_url")
     @classmethod
     def _psycopg3_driver(cls, value: str) -> str:

@@ -472,6 +472,17 @@ class JourneyWorkflow:
         )
         self._shown_step = target
 
+    @workflow.update(name="exit")
+    def exit_run(self, reason: str) -> str:
+        """End the run now (an operator's decision, or the contact's erasure)."""
+        self._interrupt = ("exited", reason)
+        return self._s.step or ""
+
+    @exit_run.validator
+    def _validate_exit(self, reason: str) -> None:
+        if self._s.status != "running" or self._interrupt is not None:
+            raise ValueError(f"the run is {self._s.status}, not running")
+
     # --- operators --------------------------------------------------------------------------
 
     @workflow.query(name="state")

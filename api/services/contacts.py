@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import NotFound
@@ -38,6 +38,24 @@ def get(session: Session, contact_id: str) -> ContactOut:
         unsubscribed=c.unsubscribed or [],
         created_at=c.created_at,
     )
+
+
+async def _end_run(client: Client, workflow_id: str) -> None:
+    """Ask the run to exit, so it records its end; terminate it if it cannot answer."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        await handle.execute_update("exit", "contact erased", rpc_timeout=timedelta(seconds=10))
+        return
+    except WorkflowUpdateFailedError:
+        return  # it was ending already
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return
+    try:
+        await handle.terminate(reason="contact erased")
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
 
 
 async def journeys_of(db: Database, client: Client | None, contact_id: str) -> list[EnrollmentOut]:
@@ -97,11 +115,7 @@ async def erase(db: Database, client: Client | None, contact_id: str) -> int:
             "Temporal is unreachable; cannot end the contact's runs", RPCStatusCode.UNAVAILABLE, b""
         )
     for workflow_id in running:
-        try:
-            await client.get_workflow_handle(workflow_id).terminate(reason="contact erased")  # type: ignore[union-attr]
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
+        await _end_run(client, workflow_id)  # type: ignore[arg-type]
     pseudonym = "erased:" + hashlib.sha256(contact_id.encode()).hexdigest()[:16]
     with db.transaction() as session:
         session.execute(delete(OutboxEntry).where(OutboxEntry.contact_id == contact_id))

@@ -92,15 +92,18 @@ async def finish(
 ) -> tuple[JourneyResult, RunView]:
     """The run's result and final state. A handle from ``get_workflow_handle`` (not from a
     start) skips time only inside the environment's unlocked block, so pass ``env`` then."""
-    if env is not None:
-        async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
-            raw = await handle.result()
-    else:
-        raw = await handle.result()
+    raw = await _result(handle, env)
     result = JourneyResult.model_validate(raw)
     view = await handle.query("state", result_type=RunView)
     await record_history(handle)
     return result, view
+
+
+async def _result(handle: WorkflowHandle, env: WorkflowEnvironment | None) -> Any:
+    if env is None:
+        return await handle.result()
+    async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
+        return await handle.result()
 
 
 async def record_history(handle: WorkflowHandle) -> None:
