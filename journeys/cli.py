@@ -15,8 +15,8 @@ from journeys.settings import Settings, get_settings
 from journeys.validation import SpecInvalid, json_schema, parse_journey
 
 app = typer.Typer(help="Marketing journeys as durable Temporal workflows.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()
@@ -37,6 +37,42 @@ def validate(paths: list[Path]) -> None:
             continue
         console.print(f"{path}: ok ({journey.key}, {len(journey.steps)} steps)", markup=False)
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def render(
+    path: Path,
+    stats: bool = typer.Option(False, help="Add per-step counts from the API's stats."),
+    api_url: str = typer.Option("http://127.0.0.1:8000", envvar="JOURNEYS_API_URL"),
+    api_key: str | None = typer.Option(None, envvar="JOURNEYS_API_KEY"),
+) -> None:
+    """Print a journey file as a Mermaid flowchart."""
+    from journeys.mermaid import render as to_mermaid
+
+    try:
+        journey = parse_journey(path.read_text())
+    except SpecInvalid as invalid:
+        for problem in invalid.problems:
+            errors.print(f"{path}: {problem.path}: {problem.message}", markup=False)
+        raise typer.Exit(1) from invalid
+    counts = None
+    if stats:
+        import httpx
+
+        response = httpx.get(
+            f"{api_url}/v1/journeys/{journey.key}/stats",
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            timeout=10,
+        )
+        if response.status_code != 200:
+            errors.print(f"stats: HTTP {response.status_code}: {response.text[:200]}", markup=False)
+            raise typer.Exit(1)
+        latest = response.json()[-1] if response.json() else {"steps": []}
+        counts = {
+            s["step"]: {k: s[k] for k in ("entered", "waiting_now", "completed", "converted")}
+            for s in latest["steps"]
+        }
+    sys.stdout.write(to_mermaid(journey, counts))
 
 
 @app.command()

@@ -1,0 +1,73 @@
+"""The journeys command: validate, render, schema, create-key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from journeys.cli import app
+from journeys.validation import json_schema
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+runner = CliRunner()
+
+
+def test_validate_accepts_the_examples():
+    files = sorted(str(p) for p in EXAMPLES.glob("*.yaml"))
+    result = runner.invoke(app, ["validate", *files])
+    assert result.exit_code == 0, result.output
+    assert "abandoned-cart.yaml: ok (abandoned-cart, 7 steps)" in result.output
+
+
+def test_validate_lists_every_problem_with_file_and_path(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "key: bad\nname: Bad\ntrigger: {event: x}\nsteps:\n"
+        "  - {id: a, wait: P0D}\n  - {id: b, send: {channel: fax, template: t}}\n"
+    )
+    result = runner.invoke(app, ["validate", str(bad), str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 1
+    assert f"{bad}: $.steps[0].wait: duration PT0S is out of range" in result.output
+    assert f"{bad}: $.steps[1].send.channel: Input should be" in result.output
+    assert "missing.yaml: No such file or directory" in result.output
+
+
+def test_render_draws_every_step_and_edge():
+    result = runner.invoke(app, ["render", str(EXAMPLES / "abandoned-cart.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("flowchart TD")
+    assert "s2 -->|email.opened| s6" in result.output
+    assert "s2 -->|timeout| s3" in result.output
+    assert "s6 --> finish" in result.output
+
+
+def test_schema_prints_the_json_schema():
+    result = runner.invoke(app, ["schema"])
+    assert json.loads(result.output) == json_schema()
+
+
+def test_create_key_prints_a_key_once_and_refuses_unknown_scopes(tmp_path: Path, monkeypatch):
+    from store.db import Database
+    from store.keys import scope_of
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    upgrade(url)
+    monkeypatch.setenv("JOURNEYS_DATABASE_URL", url)
+    from journeys.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["create-key", "--name", "shop", "--scope", "track"])
+        assert result.exit_code == 0, result.output
+        key = result.output.strip()
+        db = Database(url)
+        with db.transaction() as session:
+            assert scope_of(session, key) == "track"
+        db.dispose()
+        refused = runner.invoke(app, ["create-key", "--name", "x", "--scope", "root"])
+        assert refused.exit_code == 2 and "scope must be one of track, admin" in refused.output
+    finally:
+        get_settings.cache_clear()
