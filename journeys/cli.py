@@ -76,6 +76,26 @@ def render(
 
 
 @app.command()
+def simulate(
+    path: Path,
+    events: Path = typer.Option(..., help="YAML timeline: contacts and events with `at` offsets."),
+) -> None:
+    """Run a journey on the real interpreter against a scripted timeline (time-skipping server,
+    throwaway SQLite store, console provider) and print each contact's trace."""
+    from journeys.simulate import format_outcomes, load_timeline
+    from journeys.simulate import simulate as run_simulation
+
+    try:
+        timeline = load_timeline(events)
+        outcomes = asyncio.run(run_simulation(path, timeline))
+    except SpecInvalid as invalid:
+        for problem in invalid.problems:
+            errors.print(f"{path}: {problem.path}: {problem.message}", markup=False)
+        raise typer.Exit(1) from invalid
+    sys.stdout.write(format_outcomes(outcomes))
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of a journey document."""
     sys.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
