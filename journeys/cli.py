@@ -95,6 +95,68 @@ def simulate(
     sys.stdout.write(format_outcomes(outcomes))
 
 
+def _api(url: str, key: str | None):  # type: ignore[no-untyped-def]
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=url, headers=headers, timeout=30)
+
+
+API_URL = typer.Option("http://127.0.0.1:8000", envvar="JOURNEYS_API_URL", help="The API.")
+API_KEY = typer.Option(None, envvar="JOURNEYS_API_KEY", help="An admin API key.")
+
+
+@app.command("diff")
+def diff_command(path: Path, api_url: str = API_URL, api_key: str | None = API_KEY) -> None:
+    """What publishing PATH would change against the live version, step by step."""
+    from journeys.remote import RemoteError, plan
+
+    try:
+        with _api(api_url, api_key) as http:
+            change = plan(http, path)
+    except (SpecInvalid, RemoteError) as exc:
+        errors.print(f"{path}: {exc}", markup=False)
+        raise typer.Exit(1) from exc
+    console.print("\n".join(change.lines) or f"{change.key}: no change", markup=False)
+
+
+@app.command("apply")
+def apply_command(
+    paths: list[Path],
+    dry_run: bool = typer.Option(False, help="Show the changes, publish nothing."),
+    migrate: list[str] = typer.Option(
+        [], help="OLD=NEW: move waiting runs from step OLD of the live version to NEW."
+    ),
+    api_url: str = API_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Save journey files as drafts and publish those that changed, showing each diff."""
+    from rich.progress import Progress
+
+    from journeys.remote import RemoteError, apply
+
+    mapping = dict(item.split("=", 1) for item in migrate if "=" in item)
+    try:
+        with _api(api_url, api_key) as http, Progress(console=errors, transient=True) as bar:
+            task = bar.add_task("applying", total=len(paths))
+
+            def report(change) -> None:  # type: ignore[no-untyped-def]
+                bar.advance(task)
+                state = (
+                    "no change"
+                    if not change.lines
+                    else ("would publish" if dry_run else f"published v{change.version}")
+                )
+                console.print(f"{change.path}: {change.key}: {state}", markup=False)
+                for line in change.lines:
+                    console.print(f"  {line}", markup=False)
+
+            apply(http, paths, dry_run=dry_run, migrate=mapping or None, progress=report)
+    except (SpecInvalid, RemoteError) as exc:
+        errors.print(str(exc), markup=False)
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of a journey document."""
