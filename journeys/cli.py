@@ -57,13 +57,8 @@ def render(
         raise typer.Exit(1) from invalid
     counts = None
     if stats:
-        import httpx
-
-        response = httpx.get(
-            f"{api_url}/v1/journeys/{journey.key}/stats",
-            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
-            timeout=10,
-        )
+        with _api(api_url, api_key) as http:
+            response = http.get(f"/v1/journeys/{journey.key}/stats")
         if response.status_code != 200:
             errors.print(f"stats: HTTP {response.status_code}: {response.text[:200]}", markup=False)
             raise typer.Exit(1)

@@ -23,7 +23,7 @@ def put_draft(key: str, session: SessionDep, document: dict[str, Any] = Body(...
 @router.get("/{key}")
 def get_journey(key: str, session: SessionDep) -> DraftOut:
     """The journey's draft, status and latest version."""
-    return journeys.draft_out(journeys._row(session, key))
+    return journeys.draft_out(journeys.get_row(session, key))
 
 
 @router.post("/{key}/publish")
@@ -65,7 +65,7 @@ async def enroll(
 @router.get("/{key}/stats")
 def stats(key: str, session: SessionDep) -> list[VersionStats]:
     """Per version and step: entered, waiting now, completed, converted; per split variant."""
-    journeys._row(session, key)
+    journeys.get_row(session, key)
     return journey_stats(session, key)
 
 

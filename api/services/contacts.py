@@ -94,7 +94,7 @@ async def _live(client: Client, item: EnrollmentOut) -> None:
         view = await client.get_workflow_handle(item.workflow_id).query(
             "state", result_type=RunView, rpc_timeout=timedelta(seconds=2)
         )
-    except (RPCError, Exception):  # no worker, or the run just ended: the stored row stands
+    except Exception:  # no worker, or the run just ended: the stored row stands
         return
     item.step, item.waiting_for, item.until = view.step, view.waiting_for, view.until
 

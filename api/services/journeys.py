@@ -26,7 +26,7 @@ from workflows.types import MigrateRun
 STATUSES = {"pause": "paused", "resume": "active", "archive": "archived"}
 
 
-def _row(session: Session, key: str) -> JourneyRow:
+def get_row(session: Session, key: str) -> JourneyRow:
     row = session.get(JourneyRow, key)
     if row is None:
         raise NotFound(f"journey {key!r}")
@@ -61,7 +61,7 @@ def save_draft(session: Session, key: str, document: dict[str, Any]) -> DraftOut
 
 
 def publish(session: Session, key: str) -> tuple[int, Journey]:
-    row = _row(session, key)
+    row = get_row(session, key)
     if row.draft is None:
         raise NotFound(f"a draft of journey {key!r}")
     journey = _validate(session, row.draft)
@@ -73,7 +73,7 @@ def publish(session: Session, key: str) -> tuple[int, Journey]:
 
 
 def set_status(session: Session, key: str, action: str) -> DraftOut:
-    row = _row(session, key)
+    row = get_row(session, key)
     if row.latest_version is None:
         raise SpecInvalid([Problem("$", f"journey {key!r} has no published version yet")])
     row.status = STATUSES[action]
@@ -81,7 +81,7 @@ def set_status(session: Session, key: str, action: str) -> DraftOut:
 
 
 def versions(session: Session, key: str) -> list[VersionOut]:
-    _row(session, key)
+    get_row(session, key)
     rows = session.scalars(
         select(JourneyVersion)
         .where(JourneyVersion.journey_key == key)
@@ -130,7 +130,7 @@ async def enroll(
     with db.transaction() as session:
         live = journeys_store.live_version(session, key)
         if live is None:
-            _row(session, key)
+            get_row(session, key)
             raise SpecInvalid([Problem("$", f"journey {key!r} is not published and active")])
     version, journey = live
     results = []
