@@ -77,12 +77,21 @@ class SendMessageInput(BaseModel):
     template: str
     data: dict[str, Any] = Field(default_factory=dict)
     trigger: JourneyEvent | None = None
+    now: datetime | None = Field(
+        default=None,
+        description="The workflow's clock at the send: frequency caps and quiet hours use it "
+        "(None in histories recorded before caps existed: the activity's clock then).",
+    )
+    if_capped: Literal["defer", "skip"] = "defer"
 
 
 class SendMessageResult(BaseModel):
-    status: Literal["sent", "skipped", "failed"]
+    status: Literal["sent", "skipped", "failed", "deferred"]
     message_id: str
     reason: str | None = None
+    until: datetime | None = Field(
+        default=None, description="For a deferred send: the next moment it is allowed."
+    )
 
 
 class EnterJourneyInput(BaseModel):

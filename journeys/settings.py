@@ -5,10 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".data")
+DEV_SECRET = "dev-only-secret-change-me"
+QUIET_HOURS = r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class Settings(BaseSettings):
@@ -53,6 +55,30 @@ class Settings(BaseSettings):
         default=None, description="HMAC-SHA256 key for the webhook channel's signature header."
     )
     provider_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    secret_key: str = Field(
+        default=DEV_SECRET,
+        description="Signs unsubscribe links; must be set once a real provider is configured.",
+    )
+    unsubscribe_mailto: str | None = Field(
+        default=None, description="Address for List-Unsubscribe mailto; none when unset."
+    )
+    webhook_max_age_seconds: int = Field(
+        default=300, gt=0, description="Signed delivery webhooks older than this are refused."
+    )
+
+    # Consent and pacing, per channel, across all journeys.
+    sms_quiet_hours: str | None = Field(
+        default="21:00-08:00",
+        pattern=QUIET_HOURS,
+        description="HH:MM-HH:MM in the contact's zone in which SMS wait; empty for none.",
+    )
+    email_quiet_hours: str | None = Field(default=None, pattern=QUIET_HOURS)
+    email_daily_cap: int | None = Field(
+        default=None, gt=0, description="Most emails one contact gets in any 24 hours."
+    )
+    sms_daily_cap: int | None = Field(
+        default=None, gt=0, description="Most SMS one contact gets in any 24 hours."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -62,6 +88,26 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("sms_quiet_hours", "email_quiet_hours")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _real_secret_with_real_providers(self) -> Settings:
+        real = self.sendgrid_api_key or self.twilio_account_sid
+        if real and self.secret_key == DEV_SECRET:
+            raise ValueError("set JOURNEYS_SECRET_KEY before configuring SendGrid or Twilio")
+        return self
+
+    @property
+    def has_sendgrid(self) -> bool:
+        return bool(self.sendgrid_api_key)
+
+    @property
+    def has_twilio(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
 
 
 @lru_cache

@@ -82,6 +82,7 @@ class Template(Base):
     text: Mapped[str | None] = mapped_column(Text)
     provider_template_id: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    url: Mapped[str | None] = mapped_column(Text, doc="Webhook channel: where to POST (Liquid).")
 
 
 class JourneyRow(Base):
@@ -133,7 +134,10 @@ class Message(Base):
     """The send log; a row exists before the provider is called, keyed by idempotency key."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_contact", "contact_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_contact", "contact_id", "created_at"),
+        Index("ix_messages_contact_channel_sent", "contact_id", "channel", "sent_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(400), unique=True)
@@ -154,6 +158,10 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Last, as the migration that added it appends it.
+    sent_at: Mapped[datetime | None] = mapped_column(
+        doc="When the provider was called, on the workflow's clock; frequency caps count these."
+    )
 
 
 class StepEvent(Base):
@@ -183,6 +191,18 @@ class Suppression(Base):
     address: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryReceipt(Base):
+    """A provider's delivery event (SendGrid sg_event_id, Twilio MessageSid + status), kept
+    so a repeated webhook is applied once."""
+
+    __tablename__ = "delivery_receipts"
+
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(30))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AppliedOperation(Base):

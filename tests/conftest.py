@@ -100,7 +100,10 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 def plugin(engine_db: Database, postgres_url: str) -> JourneysPlugin:
-    return JourneysPlugin(Settings(database_url=postgres_url, task_queue=TASK_QUEUE), db=engine_db)
+    # No channel quiet hours: the time-skipping clock starts at the wall clock, so a default
+    # SMS window would make tests depend on the hour they run at. Tests of quiet hours set them.
+    settings = Settings(database_url=postgres_url, task_queue=TASK_QUEUE, sms_quiet_hours="")
+    return JourneysPlugin(settings, db=engine_db)
 
 
 @pytest_asyncio.fixture(scope="session")
