@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     unsubscribe_mailto: str | None = Field(
         default=None, description="Address for List-Unsubscribe mailto; none when unset."
     )
+    resend_unconfirmed_after_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        description="An attempt whose outcome is unknown (timeout, crash mid-call) is sent "
+        "again if no delivery webhook confirmed it within this many seconds; unset: never "
+        "sent again (at most once).",
+    )
     webhook_max_age_seconds: int = Field(
         default=300, gt=0, description="Signed delivery webhooks older than this are refused."
     )

@@ -248,12 +248,40 @@ class JourneyWorkflow:
             return SUSPEND
         if self._interrupt is not None:
             return None
-        key = self._operation_key(step.id)
+        # A send held back (cap, channel quiet hours) keeps its key across the wait and a
+        # continue-as-new, so the retried attempt is the same message, not a second one.
+        key = self._s.pending_send or self._operation_key(step.id)
+        self._s.pending_send = key
         message_id = "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
         self._s.messages[step.id] = message_id
+        while True:
+            result = await self._send(step, key, message_id)
+            if result.status != "deferred":
+                break
+            assert result.until is not None
+            self._trace(step.id, "deferred", f"{result.reason} until {_when(result.until)}")
+            outcome = await self._block(
+                step.id, result.until, f"{result.reason}: {step.send.channel} deferred"
+            )
+            if outcome is SUSPEND:
+                return SUSPEND
+            if self._interrupt is not None:
+                return None
+            self._s.deadline = None
+        self._s.pending_send = None
+        if result.status == "failed":
+            self._trace(step.id, "failed", result.reason)
+            if step.on_failure:
+                return step.on_failure
+            self._interrupt = ("failed", f"step {step.id}: {result.reason}")
+            return None
+        self._trace(step.id, result.status, result.reason if result.status == "skipped" else None)
+        return self._after(step)
+
+    async def _send(self, step: SendStep, key: str, message_id: str) -> SendMessageResult:
         send = step.send
         self._show(step.id, f"sending {send.channel} {send.template} on step {step.id}", None)
-        result = await workflow.execute_activity(
+        return await workflow.execute_activity(
             SEND_MESSAGE,
             SendMessageInput(
                 idempotency_key=key,
@@ -267,20 +295,14 @@ class JourneyWorkflow:
                 template=send.template,
                 data=send.data,
                 trigger=self._input.trigger,
+                now=workflow.now(),
+                if_capped=send.if_capped,
             ),
             result_type=SendMessageResult,
             start_to_close_timeout=OPTIONS.send_timeout,
             retry_policy=OPTIONS.retry,
             summary=f"{step.id}: {send.channel} {send.template}",
         )
-        if result.status == "failed":
-            self._trace(step.id, "failed", result.reason)
-            if step.on_failure:
-                return step.on_failure
-            self._interrupt = ("failed", f"step {step.id}: {result.reason}")
-            return None
-        self._trace(step.id, result.status, result.reason if result.status == "skipped" else None)
-        return self._after(step)
 
     async def _UpdateStep(self, step: UpdateStep) -> Next:
         self._s.contact = await workflow.execute_activity(
@@ -466,6 +488,7 @@ class JourneyWorkflow:
         self._journey = request.journey
         self._steps = request.journey.step_map()
         self._s.step, self._s.deadline, self._migrated_to = target, None, target
+        self._s.pending_send = None  # a send held back on the old version is not made
         self._trace(target, "migrated", f"{before} -> v{request.version} {target}")
         workflow.upsert_search_attributes(
             [sa.JOURNEY_VERSION.value_set(request.version), sa.STEP.value_set(target)]

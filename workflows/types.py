@@ -35,6 +35,9 @@ class RunState(BaseModel):
     buffer: list[BufferedEvent] = Field(default_factory=list)
     arrivals: int = 0
     deadline: datetime | None = Field(default=None, description="Of the wait in progress.")
+    pending_send: str | None = Field(
+        default=None, description="Idempotency key of a send held back until a later moment."
+    )
     trace: list[TraceEntry] = Field(default_factory=list)
     trace_seq: int = 0
     unrecorded: list[TraceEntry] = Field(default_factory=list)
