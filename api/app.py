@@ -11,7 +11,16 @@ from temporalio.client import Client
 
 from api import errors
 from api.bodies import BodyLimit
-from api.routes import contacts, events, health, journeys, messages, templates
+from api.routes import (
+    contacts,
+    events,
+    health,
+    journeys,
+    messages,
+    templates,
+    unsubscribe,
+    webhooks,
+)
 from api.services.relay import OutboxRelay
 from api.temporal import TemporalConnection
 from journeys.settings import Settings, get_settings
@@ -58,7 +67,7 @@ def create_app(
     app.state.temporal = connection
     app.state.relay = outbox_relay
     errors.install(app)
-    for module in (events, contacts, templates, journeys, messages, health):
+    for module in (events, contacts, templates, journeys, messages, webhooks, unsubscribe, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

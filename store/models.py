@@ -47,7 +47,7 @@ class Contact(Base):
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(40))
+    phone: Mapped[str | None] = mapped_column(String(40), index=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     traits: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tags: Mapped[list[str]] = mapped_column(Json, default=list)
@@ -152,7 +152,7 @@ class Message(Base):
     to_address: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
-    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), index=True)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     status_history: Mapped[list[Any]] = mapped_column(Json, default=list)
     error: Mapped[str | None] = mapped_column(Text)

@@ -2,7 +2,8 @@
 
 Why: frequency caps count a contact's messages per channel over a rolling window of the
 workflow's own clock (``messages.sent_at``, which in a time-skipping test runs ahead of the wall
-clock); the webhook channel needs a URL per template; and SendGrid and Twilio repeat their
+clock); delivery webhooks look messages up by the provider's id and inbound SMS look contacts
+up by phone number; the webhook channel needs a URL per template; and SendGrid and Twilio repeat their
 delivery webhooks, so each delivery event is kept by its provider id to be applied once.
 
 Revision ID: 0002
@@ -31,6 +32,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_messages_contact_channel_sent", "messages", ["contact_id", "channel", "sent_at"]
     )
+    op.create_index("ix_messages_provider_message_id", "messages", ["provider_message_id"])
+    op.create_index("ix_contacts_phone", "contacts", ["phone"])
     with op.batch_alter_table("templates") as batch:
         batch.add_column(sa.Column("url", sa.Text(), nullable=True))
     op.create_table(
@@ -47,6 +50,8 @@ def downgrade() -> None:
     op.drop_table("delivery_receipts")
     with op.batch_alter_table("templates") as batch:
         batch.drop_column("url")
+    op.drop_index("ix_contacts_phone", table_name="contacts")
+    op.drop_index("ix_messages_provider_message_id", table_name="messages")
     op.drop_index("ix_messages_contact_channel_sent", table_name="messages")
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("sent_at")
