@@ -94,7 +94,14 @@ class TemplateBody(Admin):
     subject: str | None = Field(default=None, max_length=998)
     html: str | None = None
     text: str | None = None
-    provider_template_id: str | None = Field(default=None, max_length=200)
+    provider_template_id: str | None = Field(
+        default=None, max_length=200, description="SendGrid dynamic template id (email)."
+    )
+    url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Webhook channel: where to POST (Liquid); required for that channel.",
+    )
 
 
 class TemplateOut(TemplateBody):

@@ -19,6 +19,9 @@ from activities.contacts import ContactActivities
 from activities.journeys import JourneyActivities
 from activities.providers.base import Provider
 from activities.providers.console import ConsoleProvider
+from activities.providers.sendgrid_email import SendGridEmail
+from activities.providers.twilio_sms import TwilioSms
+from activities.providers.webhook import SignedWebhook
 from activities.sends import SendActivities
 from journeys.settings import Settings, get_settings
 from store.db import Database
@@ -60,8 +63,14 @@ def _runner(existing: WorkflowRunner | None) -> WorkflowRunner:
 
 
 def default_providers(settings: Settings) -> dict[str, Provider]:
+    """SendGrid and Twilio when their credentials are set, else the console. Webhook steps
+    always post for real (to URLs the user configured), and refuse without a signing secret."""
     console = ConsoleProvider()
-    return {"email": console, "sms": console, "webhook": console}
+    return {
+        "email": SendGridEmail(settings) if settings.has_sendgrid else console,
+        "sms": TwilioSms(settings) if settings.has_twilio else console,
+        "webhook": SignedWebhook(settings),
+    }
 
 
 class JourneysPlugin(SimplePlugin):

@@ -17,6 +17,7 @@ def put(
     html: str | None = None,
     text: str | None = None,
     provider_template_id: str | None = None,
+    url: str | None = None,
 ) -> Template:
     template = session.get(Template, key) or Template(key=key)
     template.channel = channel
@@ -24,6 +25,7 @@ def put(
     template.html = html
     template.text = text
     template.provider_template_id = provider_template_id
+    template.url = url
     session.add(template)
     session.flush()
     return template

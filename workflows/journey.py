@@ -275,7 +275,8 @@ class JourneyWorkflow:
                 return step.on_failure
             self._interrupt = ("failed", f"step {step.id}: {result.reason}")
             return None
-        self._trace(step.id, result.status, result.reason if result.status == "skipped" else None)
+        # The reason says why a send was skipped, or that its outcome is unknown.
+        self._trace(step.id, result.status, result.reason)
         return self._after(step)
 
     async def _send(self, step: SendStep, key: str, message_id: str) -> SendMessageResult:

@@ -24,6 +24,7 @@ def _out(template: Template) -> TemplateOut:
         html=template.html,
         text=template.text,
         provider_template_id=template.provider_template_id,
+        url=template.url,
         updated_at=template.updated_at,
     )
 
@@ -32,7 +33,9 @@ def _out(template: Template) -> TemplateOut:
 def put_template(key: str, body: TemplateBody, session: SessionDep) -> TemplateOut:
     """Create or replace a template; Liquid syntax is checked before it is stored."""
     problems = []
-    for part in ("subject", "html", "text"):
+    if body.channel == "webhook" and not body.url:
+        problems.append(Problem("$.url", "a webhook template needs a url"))
+    for part in ("subject", "html", "text", "url"):
         try:
             check_syntax(getattr(body, part))
         except RenderError as exc:
