@@ -259,23 +259,33 @@ def evaluate(
     raise TypeError(f"not a condition: {condition!r}")
 
 
+def _nodes(condition: Any) -> list[Any]:
+    """Every node of a condition tree, depth first."""
+    found = [condition]
+    if isinstance(condition, All):
+        children = condition.all
+    elif isinstance(condition, AnyOf):
+        children = condition.any
+    elif isinstance(condition, Not):
+        children = [condition.not_]
+    elif isinstance(condition, Seen) and condition.where is not None:
+        children = [condition.where]
+    else:
+        children = []
+    for child in children:
+        found.extend(_nodes(child))
+    return found
+
+
 def history_conditions(condition: Any) -> list[History]:
     """Every ``History`` node in a condition tree, in order, without repeats."""
     found: dict[str, History] = {}
-
-    def walk(node: Any) -> None:
+    for node in _nodes(condition):
         if isinstance(node, History):
             found.setdefault(node.cache_key(), node)
-        elif isinstance(node, All):
-            for child in node.all:
-                walk(child)
-        elif isinstance(node, AnyOf):
-            for child in node.any:
-                walk(child)
-        elif isinstance(node, Not):
-            walk(node.not_)
-        elif isinstance(node, Seen) and node.where is not None:
-            walk(node.where)
-
-    walk(condition)
     return list(found.values())
+
+
+def seen_event_names(condition: Any) -> set[str]:
+    """Names of the events a condition asks whether this run has seen."""
+    return {node.seen for node in _nodes(condition) if isinstance(node, Seen)}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from journeys.conditions import evaluate
+from journeys.conditions import evaluate, seen_event_names
 from journeys.records import ContactSnapshot, JourneyEvent
-from journeys.spec import EventTrigger, Journey, WaitForStep
+from journeys.spec import BranchStep, EventTrigger, Journey, WaitForStep
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,16 @@ class Signal:
 
 
 def listens_to(journey: Journey) -> frozenset[str]:
-    """Event names a running run of this version reacts to."""
+    """Event names a running run of this version reacts to, or asks about in a branch."""
     names = {rule.event for rule in journey.exit_on}
     if journey.goal is not None:
         names.add(journey.goal.event)
-    names.update(step.wait_for.event for step in journey.steps if isinstance(step, WaitForStep))
+    for step in journey.steps:
+        if isinstance(step, WaitForStep):
+            names.add(step.wait_for.event)
+        elif isinstance(step, BranchStep):
+            for case in step.branch.cases:
+                names.update(seen_event_names(case.when))
     return frozenset(names)
 
 

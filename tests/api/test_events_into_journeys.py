@@ -9,6 +9,7 @@ import uuid
 
 from sqlalchemy import func, select
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from store.db import Database
 from store.models import Event
@@ -198,3 +199,40 @@ async def test_segment_libraries_batch_gzip_with_basic_auth(api: Api, engine_db:
             )
         )
     assert names == {"identify", "Product Viewed", "page"}
+
+
+SEEN = {
+    "name": "Onboarding check",
+    "steps": [
+        {"id": "wait-1d", "wait": "P1D"},
+        {
+            "id": "used-app?",
+            "branch": {
+                "cases": [{"when": {"seen": "app.opened"}, "next": "active"}],
+                "default": "idle",
+            },
+        },
+        {"id": "active", "update": {"add_tags": ["active"]}, "next": "done"},
+        {"id": "idle", "update": {"add_tags": ["idle"]}},
+        {"id": "done", "exit": {}},
+    ],
+}
+
+
+async def test_an_event_a_branch_asks_about_with_seen_reaches_the_run(
+    api: Api, client: Client, time_env: WorkflowEnvironment
+):
+    key = await published(api, SEEN)
+    user = h.unique("user")
+    await track(api, user, f"{key}.started")
+    await api.relay()
+    handle = client.get_workflow_handle(f"journey/{key}/{user}")
+    await h.wait_until(lambda: _step_is(api, handle.id, "wait-1d"), "the wait step")
+
+    await track(api, user, "app.opened", screen="home")
+    assert await api.relay() == 1
+    result, view = await h.finish(handle, time_env)
+
+    assert result.status == "completed"
+    [branched] = h.at(view, "branched")
+    assert branched.detail == "case 1 -> active"
