@@ -13,7 +13,8 @@ confirmed it within that time (at least once instead of at most once).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -168,6 +169,23 @@ def _outgoing(
     )
 
 
+@contextlib.asynccontextmanager
+async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    """Heartbeat while a send runs, so a worker killed mid-call is noticed within the heartbeat
+    timeout and the retry (which then finds the row ``sending``) starts soon."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 def _wait_for_confirmation(unconfirmed: _Unconfirmed) -> ApplicationError:
     return ApplicationError(
         f"{unconfirmed.reason}; sent again unless a delivery webhook confirms it",
@@ -184,6 +202,10 @@ class SendActivities:
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendMessageInput) -> SendMessageResult:
+        async with _heartbeating():
+            return await self._send(request)
+
+    async def _send(self, request: SendMessageInput) -> SendMessageResult:
         provider = self._providers[request.channel]
         attempt = _Attempt(self._resend_window, activity.info().current_attempt_scheduled_time)
         prepared = await asyncio.to_thread(self._prepare, request, provider, attempt)
@@ -207,9 +229,9 @@ class SendActivities:
                 await asyncio.to_thread(self._set_back, message_id, str(exc))
                 raise ApplicationError(str(exc), type="ProviderOutcomeUnknown") from exc
             unconfirmed = await asyncio.to_thread(self._unknown, message_id, attempt, str(exc))
-            if unconfirmed is not None:
+            if isinstance(unconfirmed, _Unconfirmed):
                 raise _wait_for_confirmation(unconfirmed) from exc
-            reason = f"{OUTCOME_UNKNOWN}: {exc}"
+            reason = f"{OUTCOME_UNKNOWN}: {exc}" if unconfirmed else None
             return SendMessageResult(status="sent", message_id=message_id, reason=reason)
         await asyncio.to_thread(self._finish, message_id, "sent", receipt, None)
         return SendMessageResult(status="sent", message_id=message_id)
@@ -297,12 +319,14 @@ class SendActivities:
             message = self._locked(session, message_id)
             messages_store.add_status(message, "pending", reason=reason)
 
-    def _unknown(self, message_id: str, attempt: _Attempt, reason: str) -> _Unconfirmed | None:
+    def _unknown(self, message_id: str, attempt: _Attempt, reason: str) -> _Unconfirmed | bool:
+        """Record an unknown outcome: a resend window to wait out, True if it stays unknown,
+        False if a delivery webhook already said the provider took it."""
         with self._db.transaction() as session:
             message = self._locked(session, message_id)
             if message.status != "sending":
-                return None  # a delivery webhook already told us how it went
-            return attempt.record_unknown(message, reason)
+                return False
+            return attempt.record_unknown(message, reason) or True
 
     def _finish(
         self, message_id: str, status: str, receipt: Receipt | None, error: str | None

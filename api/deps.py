@@ -25,7 +25,9 @@ def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
 
 
 DbDep = Annotated[Database, Depends(get_db)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# Function scope: the transaction commits before the response is sent, so a client that acts
+# on a 200 finds what it wrote (the default runs the commit after the response).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def _presented_key(request: Request) -> str | None:

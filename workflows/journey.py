@@ -301,6 +301,7 @@ class JourneyWorkflow:
             ),
             result_type=SendMessageResult,
             start_to_close_timeout=OPTIONS.send_timeout,
+            heartbeat_timeout=OPTIONS.send_heartbeat,
             retry_policy=OPTIONS.retry,
             summary=f"{step.id}: {send.channel} {send.template}",
         )

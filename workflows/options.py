@@ -12,6 +12,8 @@ from temporalio.common import RetryPolicy
 class ActivityOptions:
     send_timeout: timedelta = timedelta(seconds=60)
     """Longest one send attempt may take, provider call included."""
+    send_heartbeat: timedelta = timedelta(seconds=10)
+    """A worker that dies mid-send is noticed after this, not after ``send_timeout``."""
     side_effect_timeout: timedelta = timedelta(seconds=30)
     """Longest one contact update or journey entry may take."""
     bookkeeping_timeout: timedelta = timedelta(seconds=15)

@@ -9,19 +9,40 @@ before the default comes back.
 ``Recorded.accepted`` is what the provider would have done with the message: an answer under
 300 is accepted even when it comes too late for the client (a slow answer after the message was
 taken), and ``Answer(accept=True)`` marks a 5xx as accepted too (a 500 after the provider queued
-it). Tests count ``accepted(provider)`` to prove a message went out exactly once.
+it). Tests count ``accepted(provider)`` (or ``accepted_per_message``) to prove a message went
+out exactly once.
+
+For chaos tests, three optional knobs:
+
+- ``on_accept``: called with each accepted ``Recorded`` request in a thread of the fake's own
+  (the HTTP answer does not wait for it), e.g. to post the provider's delivery webhook back to
+  the API. Exceptions it raises are kept in ``hook_errors``.
+- ``faults``: a ``Faults`` policy answers a seeded random share of the requests badly (429 with
+  a reset header, 500, 502, 503, or an answer slower than the client's timeout), some of them
+  after taking the message (``accept=True``: the ambiguous case).
+- ``latency``: a random delay (seconds, ``(low, high)``) before each answer, so a test that
+  kills the caller finds requests in flight.
+
+A request whose body arrives cut short (the caller died mid-write) is recorded as not accepted
+and not answered: a real provider drops it too.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
+import traceback
 import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 SENDGRID_PATH = "/v3/mail/send"
 TWILIO_PREFIX = "/2010-04-01/Accounts/"
@@ -38,6 +59,16 @@ class Recorded:
     accepted: bool
     raw: bytes = b""
     """The body as received (a signature covers these exact bytes)."""
+    answer: Answer | None = None
+    """What the fake answered (None: nothing, the request arrived cut short)."""
+    fault: str | None = None
+    """The ``Faults`` kind this request was answered with, if any."""
+
+    @property
+    def message_id(self) -> str | None:
+        """Our message id: SendGrid ``custom_args.journeys_message_id``, the ``message_id``
+        of Twilio's ``StatusCallback`` URL, the webhook channel's ``Idempotency-Key``."""
+        return message_id_of(self.provider, self.body, self.headers)
 
 
 @dataclass
@@ -48,6 +79,8 @@ class Answer:
     delay: float = 0.0
     accept: bool | None = None
     """Record the request as accepted whatever the status (None: accepted when status < 300)."""
+    fault: str | None = None
+    """Which ``Faults`` kind made this answer (None: scripted or normal)."""
 
 
 def twilio_error(code: int, message: str, status: int = 400, **extra: Any) -> Answer:
@@ -64,6 +97,88 @@ def twilio_error(code: int, message: str, status: int = 400, **extra: Any) -> An
 def sendgrid_error(status: int, message: str, **extra: Any) -> Answer:
     """An answer shaped like SendGrid's v3 error documents."""
     return Answer(status, {"errors": [{"message": message, "field": None, "help": None}]}, **extra)
+
+
+def message_id_of(provider: str, body: Any, headers: dict[str, str]) -> str | None:
+    if provider == "sendgrid" and isinstance(body, dict):
+        found = (body.get("custom_args") or {}).get("journeys_message_id")
+        return found if isinstance(found, str) else None
+    if provider == "twilio" and isinstance(body, dict):
+        query = urlsplit(body.get("StatusCallback") or "").query
+        return (parse_qs(query).get("message_id") or [None])[0]
+    if provider == "webhook":
+        return headers.get("Idempotency-Key")
+    return None
+
+
+FAULT_KINDS = ("429", "500", "500-accepted", "502", "503", "slow", "slow-accepted")
+
+
+@dataclass
+class Faults:
+    """Answer a seeded random ``rate`` of the requests to ``providers`` with a fault.
+
+    Kinds (``FAULT_KINDS``, drawn evenly unless ``kinds`` says otherwise): ``429`` with the
+    provider's reset header ``reset_seconds`` ahead (SendGrid ``X-RateLimit-Reset`` in epoch
+    seconds, Twilio ``Retry-After``); ``500``; ``500-accepted`` (the provider took the message,
+    then answered 500); ``502``; ``503``; ``slow`` (a 503 after ``slow_seconds``, past the
+    client's timeout: nothing was taken, but the client cannot know) and ``slow-accepted`` (the
+    normal answer after ``slow_seconds``: taken). ``max_per_message`` bounds the faults one
+    message meets, so the retries of a test stay bounded in time; after that it is taken.
+    """
+
+    rate: float = 0.3
+    seed: int = 0
+    providers: frozenset[str] = frozenset({"sendgrid", "twilio"})
+    kinds: tuple[str, ...] = FAULT_KINDS
+    reset_seconds: float = 1.0
+    slow_seconds: float = 2.5
+    max_per_message: int | None = 3
+    _rng: random.Random = field(init=False, repr=False)
+    _per_message: Counter[str] = field(init=False, repr=False, default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        self._rng = random.Random(self.seed)
+
+    def pick(self, provider: str, path: str, body: Any, message_id: str | None) -> Answer | None:
+        """A fault for this request, or None for the normal answer (call under a lock)."""
+        if provider not in self.providers or self._rng.random() >= self.rate:
+            return None
+        key = message_id or ""
+        if self.max_per_message is not None and self._per_message[key] >= self.max_per_message:
+            return None
+        self._per_message[key] += 1
+        kind = self._rng.choice(self.kinds)
+        answer = self._answer(kind, provider, path, body)
+        answer.fault = kind
+        return answer
+
+    def _answer(self, kind: str, provider: str, path: str, body: Any) -> Answer:
+        if kind == "slow-accepted":
+            answer = _default(provider, path, body)
+            answer.delay = self.slow_seconds
+            return answer
+        status = {"429": 429, "500": 500, "500-accepted": 500, "502": 502, "503": 503}.get(
+            kind, 503
+        )
+        extra: dict[str, Any] = {}
+        if kind == "500-accepted":
+            extra["accept"] = True
+        if kind == "slow":
+            extra["delay"] = self.slow_seconds
+        if status == 429:
+            if provider == "sendgrid":
+                reset = int(time.time() + self.reset_seconds + 0.999)
+                extra["headers"] = {"X-RateLimit-Reset": str(reset)}
+            else:
+                extra["headers"] = {"Retry-After": str(max(1, round(self.reset_seconds)))}
+        message = f"fake fault {kind}"
+        if provider == "twilio":
+            return twilio_error(20000 + status, message, status, **extra)
+        return sendgrid_error(status, message, **extra)
 
 
 def _provider(path: str) -> str:
@@ -127,14 +242,27 @@ def _default(provider: str, path: str, body: Any) -> Answer:
 class FakeProviders:
     """The fake server; a context manager, or ``start()`` and ``stop()``."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        on_accept: Callable[[Recorded], None] | None = None,
+        faults: Faults | None = None,
+        latency: tuple[float, float] | None = None,
+        seed: int = 0,
+    ) -> None:
         self.url = ""
         self.requests: list[Recorded] = []
+        self.on_accept = on_accept
+        self.faults = faults
+        self.latency = latency
+        self.hook_errors: list[str] = []
+        self._latency_rng = random.Random(seed)
         self._scripts: dict[str, list[Answer]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._hooks: ThreadPoolExecutor | None = None
 
     def script(self, provider: str, *answers: Answer) -> None:
         """Queue answers for ``provider`` ("sendgrid", "twilio", "webhook"), used in order."""
@@ -150,21 +278,53 @@ class FakeProviders:
         with self._lock:
             return [r for r in self.requests if r.provider == provider]
 
+    def accepted_per_message(self, provider: str) -> Counter[str | None]:
+        """How many times ``provider`` took each message, by our message id."""
+        return Counter(r.message_id for r in self.accepted(provider))
+
     def reset(self) -> None:
         """Forget recorded requests and unused scripted answers (between tests)."""
         with self._lock:
             self.requests.clear()
             self._scripts.clear()
+            self.hook_errors.clear()
 
     def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer:
         provider = _provider(path)
         body = _parse(headers.get("Content-Type", ""), raw)
         with self._lock:
             queue = self._scripts.get(provider)
-            answer = queue.pop(0) if queue else _default(provider, path, body)
+            answer = queue.pop(0) if queue else None
+            if answer is None and self.faults is not None:
+                answer = self.faults.pick(
+                    provider, path, body, message_id_of(provider, body, headers)
+                )
+            if answer is None:
+                answer = _default(provider, path, body)
+                if self.latency is not None:
+                    answer.delay = self._latency_rng.uniform(*self.latency)
             accepted = answer.accept if answer.accept is not None else answer.status < 300
-            self.requests.append(Recorded(provider, method, path, headers, body, accepted, raw))
+            recorded = Recorded(
+                provider, method, path, headers, body, accepted, raw, answer, answer.fault
+            )
+            self.requests.append(recorded)
+        if accepted and self.on_accept is not None and self._hooks is not None:
+            self._hooks.submit(self._call_hook, recorded)
         return answer
+
+    def _cut_short(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> None:
+        """A body that ended before its Content-Length: the caller died mid-request."""
+        provider = _provider(path)
+        with self._lock:
+            self.requests.append(Recorded(provider, method, path, headers, raw, False, raw))
+
+    def _call_hook(self, recorded: Recorded) -> None:
+        assert self.on_accept is not None
+        try:
+            self.on_accept(recorded)
+        except Exception:
+            with self._lock:
+                self.hook_errors.append(traceback.format_exc())
 
     def start(self) -> None:
         fake = self
@@ -176,8 +336,15 @@ class FakeProviders:
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
                 path = urlsplit(self.path).path
+                try:
+                    raw = self.rfile.read(length)
+                except OSError:
+                    raw = b""
+                if len(raw) < length:
+                    fake._cut_short("POST", path, dict(self.headers.items()), raw)
+                    self.close_connection = True
+                    return
                 answer = fake._answer("POST", path, dict(self.headers.items()), raw)
                 # Wakes early when the server stops, so no handler thread outlives the test.
                 if answer.delay and fake._stopping.wait(answer.delay):
@@ -199,6 +366,8 @@ class FakeProviders:
                 pass  # recorded in ``requests`` instead of printed
 
         self._stopping.clear()
+        # Its threads start with the first hook call, so an unused pool costs nothing.
+        self._hooks = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fake-on-accept")
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # Handler threads are joined on close rather than left behind as daemons.
         self._server.daemon_threads = False
@@ -217,7 +386,10 @@ class FakeProviders:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._server, self._thread = None, None
+        if self._hooks is not None:
+            # After the handlers are joined, so every accepted request's hook has run.
+            self._hooks.shutdown(wait=True)
+        self._server, self._thread, self._hooks = None, None, None
 
     def __enter__(self) -> FakeProviders:
         self.start()
