@@ -233,15 +233,9 @@ class Stack:
             log.close()
 
 
-def _end(process: subprocess.Popen[Any], seconds: float = 15) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(seconds)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _end(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        stop(process)
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[Any], seconds: float = 60) -> None:
