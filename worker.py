@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -12,16 +14,30 @@ from journeys.plugin import JourneysPlugin
 from journeys.settings import Settings, get_settings
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+def build_worker(
+    client: Client, settings: Settings, *, workflows: Sequence[type] = (), **options: Any
+) -> Worker:
+    """The worker with the options below; ``workflows`` adds to the plugin's (benchmarks)."""
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=workflows,
+        max_cached_workflows=settings.max_cached_workflows,
+        **options,
+    )
+
+
+async def run_worker(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    workflows: Sequence[type] = (),
+) -> None:
     plugin = JourneysPlugin(settings)
     client = await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace, plugins=[plugin]
     )
-    worker = Worker(
-        client,
-        task_queue=settings.task_queue,
-        max_cached_workflows=settings.max_cached_workflows,
-    )
+    worker = build_worker(client, settings, workflows=workflows)
     try:
         if stop is None:
             await worker.run()

@@ -7,7 +7,8 @@ import json
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from journeys.validation import SpecInvalid, json_path
 
@@ -25,8 +26,16 @@ class TooLarge(Exception):
     pass
 
 
-def _problem(status: int, detail: object) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": detail})
+UNREACHABLE = "the database is unreachable; try again shortly"
+
+
+def _problem(status: int, detail: object, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail}, headers=headers)
+
+
+def _unavailable(detail: str = UNREACHABLE) -> JSONResponse:
+    # Segment-style clients retry a 503 and keep the events meanwhile.
+    return _problem(503, detail, {"Retry-After": "1"})
 
 
 def install(app: FastAPI) -> None:
@@ -72,8 +81,20 @@ def install(app: FastAPI) -> None:
         return _problem(422, "a value cannot be stored: " + str(exc.orig).splitlines()[0])
 
     @app.exception_handler(OperationalError)
-    async def database_down(_: Request, exc: OperationalError) -> JSONResponse:
-        return _problem(503, "the database is unreachable; try again shortly")
+    @app.exception_handler(InterfaceError)
+    async def database_down(_: Request, exc: DBAPIError) -> JSONResponse:
+        # Refused or cut connections (restart, failover, terminated backends).
+        return _unavailable()
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:  # the driver saw the connection drop mid-statement
+            return _unavailable()
+        raise exc  # a bug, not an outage: a 500 that gets logged
+
+    @app.exception_handler(PoolTimeout)
+    async def database_busy(_: Request, exc: PoolTimeout) -> JSONResponse:
+        return _unavailable("the database is busy (no free connection); try again shortly")
 
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:

@@ -7,11 +7,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from journeys import search_attributes as sa
 
 _TYPES = {sa.JOURNEY_VERSION.name: "Int"}
+# The server's SQLite defaults (rollback journal, synchronous=FULL) fsync a journal file on
+# every commit: WAL with synchronous=NORMAL starts workflows about three times as fast here and
+# still survives the server being killed (only an OS crash can lose the last commits).
+SQLITE_PRAGMAS: tuple[str, ...] = ("journal_mode=WAL", "synchronous=NORMAL")
 
 
 def temporal_binary() -> str:
@@ -34,7 +39,11 @@ def wait_for_port(port: int, host: str = "127.0.0.1", seconds: float = 60) -> No
 
 
 def start_dev_server(
-    db_file: Path, port: int = 7233, ui_port: int | None = 8233, log: Path | None = None
+    db_file: Path,
+    port: int = 7233,
+    ui_port: int | None = 8233,
+    log: Path | None = None,
+    sqlite_pragmas: Sequence[str] = SQLITE_PRAGMAS,
 ) -> subprocess.Popen[bytes]:
     """Start ``temporal server start-dev`` on a SQLite file; returns once the port answers."""
     db_file.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +61,8 @@ def start_dev_server(
         "warn",
     ]
     command += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    for pragma in sqlite_pragmas:
+        command += ["--sqlite-pragma", pragma]
     for key in sa.ALL:
         command += ["--search-attribute", f"{key.name}={_TYPES.get(key.name, 'Keyword')}"]
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - owned by the child

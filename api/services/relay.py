@@ -37,9 +37,15 @@ GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.F
 
 class OutboxRelay:
     def __init__(
-        self, db: Database, temporal: TemporalConnection, settings: Settings, batch: int = 500
+        self,
+        db: Database,
+        temporal: TemporalConnection,
+        settings: Settings,
+        batch: int = 500,
+        concurrency: int = 32,
     ) -> None:
         self._db = db
+        self._concurrency = concurrency
         self._temporal = temporal
         self._settings = settings
         self._batch = batch
@@ -93,33 +99,51 @@ class OutboxRelay:
         for enrollment in enrollments_store.running_for(session, contact_ids):
             running[enrollment.contact_id].append(enrollment)
         router = Router(journeys_store.live_journeys(session))
-        blocked: set[str] = set()
-        delivered = 0
+        queues: dict[str, list[tuple[OutboxEntry, Event]]] = defaultdict(list)
         for entry, event in claimed:
-            if entry.contact_id in blocked:
-                continue
-            try:
-                await self._route(
-                    client,
-                    session,
-                    router,
-                    event,
-                    contacts[entry.contact_id],
-                    running[entry.contact_id],
-                )
-            except RPCError as exc:
-                # This contact's later events must wait too, to keep their order.
-                blocked.add(entry.contact_id)
-                entry.attempts += 1
-                entry.last_error = str(exc)[:500]
-                metrics.RELAY_ERRORS.inc()
-                if exc.status in UNREACHABLE:
-                    break  # Temporal itself is down: every other contact would wait as long
-                continue
-            session.delete(entry)
-            delivered += 1
-            metrics.observe_latency(event.received_at)
-        return delivered
+            queues[entry.contact_id].append((entry, event))
+        gate = asyncio.Semaphore(self._concurrency)
+        down = False
+
+        async def one_contact(items: list[tuple[OutboxEntry, Event]]) -> int:
+            # One contact's events go out one after the other, in order; contacts in parallel.
+            # The session is only touched between awaits, so the tasks never interleave in it.
+            nonlocal down
+            done = 0
+            async with gate:
+                for entry, event in items:
+                    if down:
+                        break
+                    contact_id = entry.contact_id
+                    try:
+                        await self._route(
+                            client,
+                            session,
+                            router,
+                            event,
+                            contacts[contact_id],
+                            running[contact_id],
+                        )
+                    except RPCError as exc:
+                        # This contact's later events must wait too, to keep their order.
+                        entry.attempts += 1
+                        entry.last_error = str(exc)[:500]
+                        metrics.RELAY_ERRORS.inc()
+                        # Temporal itself is down: every other contact would wait as long.
+                        down = down or exc.status in UNREACHABLE
+                        break
+                    session.delete(entry)
+                    done += 1
+                    metrics.observe_latency(event.received_at)
+            return done
+
+        outcomes = await asyncio.gather(
+            *(one_contact(items) for items in queues.values()), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # after every task ended: the transaction is rolled back whole
+        return sum(outcomes)  # type: ignore[arg-type]
 
     async def _route(
         self,

@@ -106,7 +106,7 @@ async def test_events_wait_in_the_outbox_while_temporal_is_down(
                 )
         assert statuses == [202] * CONTACTS * (TICKS + 1)
         await app.state.relay.deliver_once()  # nothing of theirs gets through while it is down
-        assert _pending(engine_db, contacts) == CONTACTS * (TICKS + 1)
+        assert pending(engine_db, contacts) == CONTACTS * (TICKS + 1)
 
         dev_server.restart()
         # Two relays, as two API processes would run them: per-contact locks keep them apart.
@@ -117,17 +117,19 @@ async def test_events_wait_in_the_outbox_while_temporal_is_down(
         ]
         try:
             await h.wait_until(
-                lambda: _pending(engine_db, contacts) == 0, "the outbox to drain", 120
+                lambda: pending(engine_db, contacts) == 0, "the outbox to drain", 120
             )
             for contact in contacts:
-                await _assert_in_order_once(client, f"journey/{key}/{contact}", contact)
+                ticks = [f"{contact}-{tick:03}" for tick in range(1, TICKS + 1)]
+                await assert_in_order_once(client, f"journey/{key}/{contact}", ticks)
         finally:
             for relay in relays:
                 relay.cancel()
             second_db.dispose()
 
 
-def _pending(db: Database, contacts: list[str]) -> int:
+def pending(db: Database, contacts: list[str]) -> int:
+    """Outbox entries of these contacts still waiting for Temporal."""
     with db.transaction() as session:
         return session.scalar(
             select(func.count())
@@ -136,19 +138,20 @@ def _pending(db: Database, contacts: list[str]) -> int:
         )
 
 
-async def _assert_in_order_once(client: Client, workflow_id: str, contact: str) -> None:
+async def assert_in_order_once(client: Client, workflow_id: str, ticks: list[str]) -> None:
+    """The run took exactly ``ticks`` (event ids), in that order, and was signalled once for
+    each of them and once for the event that started it."""
     handle = client.get_workflow_handle(workflow_id)
-    expected = [f"{contact}-{tick:03}" for tick in range(1, TICKS + 1)]
     for _ in range(100):
         view = await handle.query("state", result_type=RunView)
         received = [e.detail.split("(")[1].rstrip(")") for e in h.at(view, "event") if e.detail]
-        if len(received) >= TICKS:
+        if len(received) >= len(ticks):
             break
         await asyncio.sleep(0.2)
-    assert received == expected
+    assert received == ticks
     signals = [
         event
         async for event in handle.fetch_history_events()
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     ]
-    assert len(signals) == TICKS + 1, "an event reached the run twice"
+    assert len(signals) == len(ticks) + 1, "an event reached the run twice"

@@ -1,0 +1,194 @@
+"""Many contacts waiting on a long timer: enrolment time, memory, database size; then a goal
+event for 10% of them and the time until those are converted.
+
+    .venv/bin/python -m bench.scale [--contacts 100000] [--quick]
+
+Contacts enter through the API's enroll endpoint (16 requests of 250 at a time) into a journey
+that waits 30 days, sends and exits, with the goal ``purchase``. Measured: the time until the
+API accepted every enrolment and until every run waits on its timer, the worker's and the
+Temporal dev server's memory (now and peak), the Postgres database and the dev server's SQLite
+file; then ``purchase`` for every tenth contact through ``/v1/batch`` and the time until those
+runs are converted. The reference, on the same server afterwards: a hand-written workflow that
+waits 30 days or until a signal, for a tenth as many contacts, started and then signalled by a
+client directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from bench import fixtures, stack
+from bench.throughput import Progress
+from store.db import Database
+
+QUEUE = "bench-scale"
+JOURNEY = {
+    "key": "bench-scale",
+    "name": "Scale: a long wait",
+    "trigger": {"event": "scale.start"},
+    "goal": {"event": "purchase"},
+    "steps": [
+        {"id": "wait", "wait": "P30D"},
+        {"id": "remind", "send": {"channel": "email", "template": "bench"}},
+        {"id": "done", "exit": {}},
+    ],
+}
+
+
+async def enrol(url: str, key: dict[str, str], ids: list[str], progress: Progress) -> None:
+    chunks = [ids[i : i + 250] for i in range(0, len(ids), 250)]
+
+    async def client(mine: list[list[str]]) -> None:
+        async with httpx.AsyncClient(base_url=url, headers=key, timeout=600) as http:
+            for chunk in mine:
+                response = await http.post(
+                    f"/v1/journeys/{JOURNEY['key']}/enroll", json={"userIds": chunk}
+                )
+                response.raise_for_status()
+                progress.done += len(chunk)
+
+    await asyncio.gather(*(client(chunks[i::16]) for i in range(16)))
+
+
+async def goal(url: str, key: dict[str, str], ids: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=url, headers=key, timeout=600) as http:
+        for start in range(0, len(ids), 500):
+            calls = [
+                {"type": "track", "userId": i, "event": "purchase", "messageId": f"buy-{i}"}
+                for i in ids[start : start + 500]
+            ]
+            (await http.post("/v1/batch", json={"batch": calls})).raise_for_status()
+
+
+async def reference(client: Client, count: int) -> tuple[float, float]:
+    """Starts per second and conversions per second of the hand-written waiter."""
+    gate = asyncio.Semaphore(32)
+    ids = [f"waiter-{n}" for n in range(count)]
+
+    async def start(workflow_id: str) -> None:
+        async with gate:
+            await client.start_workflow("MinimalWaiter", id=workflow_id, task_queue=QUEUE)
+
+    async def convert(workflow_id: str) -> None:
+        # Bounded: each result is a long poll, and the server limits concurrent polls.
+        handle = client.get_workflow_handle(workflow_id)
+        async with gate:
+            await handle.signal("convert")
+            await handle.result()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(start(i) for i in ids))
+    started = time.perf_counter()
+    await asyncio.gather(*(convert(i) for i in ids))
+    return count / (started - began), count / (time.perf_counter() - started)
+
+
+def database_mib(db: Database) -> float:
+    with db.transaction() as session:
+        return session.scalar(text("SELECT pg_database_size(current_database())")) / 2**20
+
+
+def file_mib(path: Path) -> float:
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    return sum(f.stat().st_size for f in files if f.exists()) / 2**20
+
+
+def report_enrolment(n: int, accepted: float, all_waiting: float, cpu: dict[str, float]) -> None:
+    print(
+        f"enrolment through POST /v1/journeys/{{key}}/enroll: accepted in {accepted:.1f} s "
+        f"({n / accepted:.0f}/s), every run waiting after {all_waiting:.1f} s "
+        f"({n / all_waiting:.0f}/s, {1000 * all_waiting / n:.2f} ms per contact)"
+    )
+    used = ", ".join(f"{name} {1000 * seconds / n:.1f}" for name, seconds in cpu.items())
+    print(f"CPU ms per enrolled contact: {used}", flush=True)
+
+
+def report_footprint(
+    n: int, pids: dict[str, int], db: Database, before_mib: float, server: stack.DevServer
+) -> None:
+    for name, pid in pids.items():
+        now, peak = stack.memory_kib(pid) / 1024, stack.memory_kib(pid, "VmHWM") / 1024
+        print(
+            f"{name}: RSS {now:.0f} MiB now, {peak:.0f} MiB peak "
+            f"({1024 * now / n:.1f} KiB per contact)"
+        )
+    for name, mib in (
+        ("Postgres database growth", database_mib(db) - before_mib),
+        ("dev server SQLite file", file_mib(server.file)),
+    ):
+        print(f"{name}: {mib:.0f} MiB ({1024 * mib / n:.1f} KiB per contact)", flush=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="2,000 contacts")
+    parser.add_argument("--sqlite-pragma", action="append", help="as in bench.throughput")
+    args = parser.parse_args()
+    n = 2000 if args.quick else args.contacts
+    ids = [f"scale-{i}" for i in range(n)]
+    converting = ids[::10]
+    print(f"contacts: {n:,} waiting on a 30-day timer; {len(converting):,} converted by a goal")
+
+    with stack.database() as url, stack.dev_server(args.sqlite_pragma) as server:
+        db = Database(url)
+        fixtures.contacts(db, ids)
+        fixtures.journey(db, JOURNEY)
+        key = fixtures.admin_key(db)
+        env = stack.settings_env(url, server.address, QUEUE)
+        with stack.worker(env) as worker, stack.api(env) as api_url:
+            pids = {"worker": worker.pid, "Temporal dev server": server.pid}
+            cpu = {name: stack.cpu_seconds(pid) for name, pid in pids.items()}
+            before_mib = database_mib(db)
+            began = time.perf_counter()
+            with Progress("enrolled by the API", n, every=10) as progress:
+                await enrol(api_url, key, ids, progress)
+            accepted = time.perf_counter() - began
+            with Progress("waiting on the timer", n, every=10) as progress:
+
+                def waiting() -> bool:
+                    progress.done = fixtures.enrollments(db, JOURNEY["key"], current_step="wait")
+                    return progress.done == n
+
+                await fixtures.until(waiting, "every run to wait", seconds=3600)
+            all_waiting = time.perf_counter() - began
+            cpu = {name: stack.cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
+            report_enrolment(n, accepted, all_waiting, cpu)
+            report_footprint(n, pids, db, before_mib, server)
+
+            began = time.perf_counter()
+            await goal(api_url, key, converting)
+            await fixtures.until(
+                lambda: (
+                    fixtures.enrollments(db, JOURNEY["key"], status="converted") == len(converting)
+                ),
+                "the goal to convert every tenth contact",
+                seconds=3600,
+            )
+            rate = len(converting) / (time.perf_counter() - began)
+            print(
+                f"goal event for {len(converting):,} contacts (POST /v1/batch of 500, relay, "
+                f"signal, run converted): {rate:.0f} conversions/s",
+                flush=True,
+            )
+            client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+            starts, conversions = await reference(client, len(converting))
+        db.dispose()
+    print(
+        f"reference on the same server, a hand-written waiter started and signalled by a client "
+        f"directly ({len(converting):,}): {starts:.0f} starts/s (enrolments accepted by the API: "
+        f"ratio {n / accepted / starts:.2f}), {conversions:.0f} conversions/s (ratio "
+        f"{rate / conversions:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

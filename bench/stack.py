@@ -1,0 +1,124 @@
+"""The processes a benchmark runs on: a dev server, a worker, the API; and what they use.
+
+Each is started on free loopback ports and stopped by the context manager that started it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from journeys.devserver import SQLITE_PRAGMAS, start_dev_server, stop, wait_for_port
+from store.migrate import upgrade
+from tests.support.postgres import DEFAULT_URL, fresh_database
+
+SERVER_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", DEFAULT_URL)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def memory_kib(pid: int, field: str = "VmRSS") -> int:
+    """A /proc figure of a process: VmRSS now, VmHWM its peak so far."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class DevServer:
+    process: subprocess.Popen[bytes]
+    address: str
+    file: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextlib.contextmanager
+def dev_server(pragmas: Sequence[str] | None = None) -> Iterator[DevServer]:
+    """``temporal server start-dev`` on a SQLite file in a temporary folder, headless; with
+    ``journeys.devserver``'s pragmas unless given (empty strings are dropped: ``[""]`` is none)."""
+    with tempfile.TemporaryDirectory(prefix="journeys-bench-") as folder:
+        port = free_port()
+        file = Path(folder) / "temporal.db"
+        log = Path(folder) / "temporal.log"
+        chosen = SQLITE_PRAGMAS if pragmas is None else [p for p in pragmas if p]
+        process = start_dev_server(file, port, None, log, chosen)
+        try:
+            yield DevServer(process, f"127.0.0.1:{port}", file)
+        finally:
+            stop(process)
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    """A fresh, migrated Postgres database, dropped afterwards."""
+    with fresh_database(SERVER_URL) as url:
+        upgrade(url)
+        yield url
+
+
+def settings_env(url: str, temporal: str, task_queue: str, **more: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "JOURNEYS_DATABASE_URL": url,
+        "JOURNEYS_TEMPORAL_ADDRESS": temporal,
+        "JOURNEYS_TASK_QUEUE": task_queue,
+        **{f"JOURNEYS_{name.upper()}": value for name, value in more.items()},
+    }
+
+
+@contextlib.contextmanager
+def worker(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``bench.worker`` in its own process; returns once it polls its task queue."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.worker"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the bench worker did not start")
+        yield process
+    finally:
+        _end(process)
+
+
+@contextlib.contextmanager
+def api(env: dict[str, str]) -> Iterator[str]:
+    """uvicorn with the API (and its outbox relay); yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:app", "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(command, env=env)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _end(process)
+
+
+def _end(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
