@@ -52,20 +52,28 @@ def begin(
     correlation: str | None,
     started_at: datetime,
 ) -> Enrollment:
+    # The relay that started the run may be writing the same row right now: an insert that
+    # gives way to it (and waits for it to commit) instead of failing on the primary key.
+    insert_ignoring_duplicates(
+        session,
+        Enrollment,
+        [
+            {
+                "id": enrollment_id,
+                "workflow_id": workflow_id,
+                "journey_key": journey_key,
+                "version": version,
+                "contact_id": contact_id,
+                "correlation": correlation,
+                "status": "running",
+                "converted": False,
+                "started_at": started_at,
+            }
+        ],
+    )
     enrollment = session.get(Enrollment, enrollment_id)
-    if enrollment is None:
-        enrollment = Enrollment(
-            id=enrollment_id,
-            workflow_id=workflow_id,
-            journey_key=journey_key,
-            version=version,
-            contact_id=contact_id,
-            correlation=correlation,
-            status="running",
-            started_at=started_at,
-        )
-        session.add(enrollment)
-        session.flush()
+    assert enrollment is not None
+    enrollment.correlation = enrollment.correlation or correlation  # the relay does not know it
     return enrollment
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from journeys.records import TraceEntry
 from journeys.spec import ReEntryAfter, Update
@@ -125,3 +128,60 @@ def test_event_counts_respect_the_window(db: Database):
         assert events.count(session, "u4", "order.completed", NOW - timedelta(days=30)) == 2
         assert events.count(session, "u4", "order.completed", None) == 3
         assert events.count(session, "u4", "cart.abandoned", None) == 0
+
+
+def _begin(session: Session, correlation: str | None = "cart-1") -> Enrollment:
+    return enrollments.begin(
+        session,
+        enrollment_id="run-1",
+        workflow_id="journey/cart/u9/cart-1",
+        journey_key="cart",
+        version=1,
+        contact_id="u9",
+        correlation=correlation,
+        started_at=NOW,
+    )
+
+
+def test_a_run_beginning_while_the_relay_writes_its_row_waits_for_it(postgres_url: str):
+    """The relay records a run it starts; the run's own first write must give way to that
+    row even while it is uncommitted, not fail on the primary key."""
+    database = Database(postgres_url)
+    try:
+        with database.transaction() as session:
+            session.query(Enrollment).filter_by(id="run-1").delete()
+        relay = database.sessions()
+        relay.add(
+            Enrollment(
+                id="run-1",
+                workflow_id="journey/cart/u9/cart-1",
+                journey_key="cart",
+                version=1,
+                contact_id="u9",
+                status="running",
+                converted=False,
+                started_at=NOW,
+            )
+        )
+        relay.flush()  # written, not committed: the run's insert has to wait for it
+        began: list[str | None] = []
+
+        def run_begins() -> None:
+            with database.transaction() as session:
+                began.append(_begin(session).correlation)
+
+        thread = threading.Thread(target=run_begins)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive(), "the run's insert should wait for the relay's transaction"
+        relay.commit()
+        relay.close()
+        thread.join(10)
+
+        assert began == ["cart-1"]
+        with database.transaction() as session:
+            [row] = session.query(Enrollment).filter_by(id="run-1").all()
+            assert (row.correlation, row.status) == ("cart-1", "running")
+            session.delete(row)
+    finally:
+        database.dispose()
