@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from temporalio.service import RPCError, RPCStatusCode
 
 from journeys.validation import SpecInvalid, json_path
 
@@ -95,6 +96,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeout)
     async def database_busy(_: Request, exc: PoolTimeout) -> JSONResponse:
         return _unavailable("the database is busy (no free connection); try again shortly")
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:
+        # Temporal down or overloaded is an outage the caller can retry; anything else is a bug.
+        if exc.status in (
+            RPCStatusCode.UNAVAILABLE,
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            RPCStatusCode.RESOURCE_EXHAUSTED,
+        ):
+            return _unavailable("Temporal is unreachable; try again shortly")
+        raise exc
 
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.services.stats import two_proportion_test
-from store.models import Event
+from store.models import Enrollment, Event
 from tests.api.conftest import Api
 from tests.engine import harness as h
 
@@ -200,3 +200,27 @@ async def test_ready_and_metrics(api: Api):
     metrics = (await api.http.get("/metrics")).text
     assert "journeys_events_accepted_total" in metrics
     assert "journeys_event_to_signal_seconds_bucket" in metrics
+
+
+async def test_erasing_a_contact_in_a_run_while_temporal_is_down_is_a_503(api: Api):
+    user = h.unique("user")
+    h.contact(api.app.state.db, user)
+    with api.app.state.db.transaction() as session:
+        session.add(
+            Enrollment(
+                id=h.unique("run"),
+                workflow_id=f"journey/x/{user}",
+                journey_key="x",
+                version=1,
+                contact_id=user,
+                status="running",
+            )
+        )
+    # Not connected, as the API is while Temporal is unreachable.
+    api.app.state.temporal.client = None
+
+    response = await api.http.delete(f"/v1/contacts/{user}", headers=api.admin)
+
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"] == "Temporal is unreachable; try again shortly"
+    assert (await api.http.get(f"/v1/contacts/{user}", headers=api.admin)).status_code == 200
