@@ -27,5 +27,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Short runs of every benchmark; docs/benchmarks.md gives the full-size commands.
 bench: install
 	$(BIN)/python -m bench.history_size
+	$(BIN)/python -m bench.throughput --quick
+	$(BIN)/python -m bench.scale --quick

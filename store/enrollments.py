@@ -52,6 +52,10 @@ def begin(
     correlation: str | None,
     started_at: datetime,
 ) -> Enrollment:
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is not None:  # most calls: progress of a run that began long ago
+        enrollment.correlation = enrollment.correlation or correlation
+        return enrollment
     # The relay that started the run may be writing the same row right now: an insert that
     # gives way to it (and waits for it to commit) instead of failing on the primary key.
     insert_ignoring_duplicates(
