@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,7 +16,8 @@ from store.models import AppliedOperation, Contact
 PROFILE_FIELDS = ("email", "phone", "timezone")
 
 
-def snapshot(contact: Contact) -> ContactSnapshot:
+def snapshot(contact: Any) -> ContactSnapshot:
+    """From a ``Contact`` or a row of its table."""
     return ContactSnapshot(
         id=contact.id,
         email=contact.email,
@@ -41,6 +43,23 @@ def get_or_create(session: Session, contact_id: str) -> Contact:
         contact = session.get(Contact, contact_id)
         assert contact is not None
     return contact
+
+
+def load_snapshot(connection: Connection, contact_id: str) -> ContactSnapshot:
+    """``get_or_create`` and ``snapshot`` on a Core connection: one SELECT when the contact
+    exists; else an insert that gives way to a concurrent one, and the SELECT again."""
+    table = Contact.__table__
+    query = select(table).where(table.c.id == contact_id)
+    row = connection.execute(query).first()
+    if row is None:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        connection.execute(
+            dialect.insert(table)
+            .values(id=contact_id, traits={}, tags=[], scores={}, unsubscribed=[])
+            .on_conflict_do_nothing()
+        )
+        row = connection.execute(query).one()
+    return snapshot(row)
 
 
 def upsert(session: Session, contact_id: str, traits: dict[str, Any]) -> Contact:

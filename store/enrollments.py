@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Executable, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from journeys.records import TraceEntry
 from journeys.spec import ReEntry, ReEntryAfter
 from store.models import Enrollment, StepEvent
-from store.upserts import insert_ignoring_duplicates
 
 ENDED = ("completed", "converted", "exited", "failed")
 
 
-def re_entry_refusal(
-    session: Session, workflow_id: str, enrollment_id: str, rule: ReEntry, now: datetime
-) -> str | None:
-    """Why the rule forbids this entry, or None when it may begin."""
-    if rule == "always":
-        return None
-    latest = session.scalars(
-        select(Enrollment)
-        .where(Enrollment.workflow_id == workflow_id, Enrollment.id != enrollment_id)
-        .where(Enrollment.status != "skipped")
-        .order_by(Enrollment.started_at.desc())
-        .limit(1)
-    ).first()
-    if latest is None:
+def _refusal(rule: ReEntry, started: datetime | None, now: datetime) -> str | None:
+    if started is None:
         return None
     if rule == "never":
         return "re-entry: never (entered before)"
     assert isinstance(rule, ReEntryAfter)
-    started = latest.started_at
     if started.tzinfo is None:  # SQLite hands back naive UTC
         started = started.replace(tzinfo=now.tzinfo)
     if now - started < rule.after:
@@ -41,8 +29,8 @@ def re_entry_refusal(
     return None
 
 
-def begin(
-    session: Session,
+def write_progress(
+    connection: Connection,
     *,
     enrollment_id: str,
     workflow_id: str,
@@ -51,75 +39,105 @@ def begin(
     contact_id: str,
     correlation: str | None,
     started_at: datetime,
-) -> Enrollment:
-    enrollment = session.get(Enrollment, enrollment_id)
-    if enrollment is not None:  # most calls: progress of a run that began long ago
-        enrollment.correlation = enrollment.correlation or correlation
-        return enrollment
-    # The relay that started the run may be writing the same row right now: an insert that
-    # gives way to it (and waits for it to commit) instead of failing on the primary key.
-    insert_ignoring_duplicates(
-        session,
-        Enrollment,
-        [
-            {
-                "id": enrollment_id,
-                "workflow_id": workflow_id,
-                "journey_key": journey_key,
-                "version": version,
-                "contact_id": contact_id,
-                "correlation": correlation,
-                "status": "running",
-                "converted": False,
-                "started_at": started_at,
-            }
-        ],
-    )
-    enrollment = session.get(Enrollment, enrollment_id)
-    assert enrollment is not None
-    enrollment.correlation = enrollment.correlation or correlation  # the relay does not know it
-    return enrollment
-
-
-def record_progress(
-    session: Session,
-    enrollment: Enrollment,
     entries: list[TraceEntry],
-    *,
     status: str,
     step: str | None,
     variant: str | None,
     reason: str | None,
-    version: int,
 ) -> None:
-    """Funnel rows are keyed by (enrollment, trace seq), so a retried write adds nothing."""
-    insert_ignoring_duplicates(
-        session,
-        StepEvent,
-        [
-            {
-                "id": f"{enrollment.id}:{entry.seq}",
-                "enrollment_id": enrollment.id,
-                "journey_key": enrollment.journey_key,
-                "version": version,
-                "step_id": entry.step,
-                "contact_id": enrollment.contact_id,
-                "kind": entry.kind,
-                "variant": variant,
-                "detail": entry.detail,
-                "at": entry.at,
-            }
-            for entry in entries
-        ],
+    """A run's progress in two Core statements: the enrollment row upserted
+    (written if the run is the first to report, else updated by its key; an insert racing the
+    relay's uncommitted row waits for it and then updates it) and the funnel rows inserted,
+    keyed by (enrollment, trace seq) so a retried write adds nothing."""
+    upsert, steps = _progress_statements(connection.dialect.name)
+    connection.execute(
+        upsert,
+        {
+            "id": enrollment_id,
+            "workflow_id": workflow_id,
+            "journey_key": journey_key,
+            "version": version,
+            "contact_id": contact_id,
+            "correlation": correlation,
+            "status": status,
+            "current_step": step,
+            "variant": variant,
+            "converted": status == "converted",
+            "exit_reason": reason,
+            "started_at": started_at,
+            "ended_at": entries[-1].at if status in ENDED and entries else None,
+        },
     )
-    enrollment.status = status
-    enrollment.version = version
-    enrollment.current_step = step
-    enrollment.variant = variant
-    enrollment.exit_reason = reason
-    enrollment.converted = enrollment.converted or status == "converted"
-    if status in ENDED and enrollment.ended_at is None:
-        enrollment.ended_at = entries[-1].at if entries else None
+    if entries:
+        connection.execute(
+            steps,
+            [
+                {
+                    "id": f"{enrollment_id}:{entry.seq}",
+                    "enrollment_id": enrollment_id,
+                    "journey_key": journey_key,
+                    "version": version,
+                    "step_id": entry.step,
+                    "contact_id": contact_id,
+                    "kind": entry.kind,
+                    "variant": variant,
+                    "detail": entry.detail,
+                    "at": entry.at,
+                }
+                for entry in entries
+            ],
+        )
+
+
+@functools.cache
+def _progress_statements(dialect_name: str) -> tuple[Executable, Executable]:
+    """Built once per dialect: the parameters come with each call, so SQLAlchemy compiles
+    each statement once (a multi-row VALUES was compiled anew on every call)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = Enrollment.__table__
+    insert = dialect.insert(table)
+    excluded = insert.excluded
+    upsert = insert.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_={
+            "correlation": func.coalesce(table.c.correlation, excluded.correlation),
+            "status": excluded.status,
+            "version": excluded.version,
+            "current_step": excluded.current_step,
+            "variant": excluded.variant,
+            "exit_reason": excluded.exit_reason,
+            "converted": or_(table.c.converted, excluded.converted),
+            "ended_at": func.coalesce(table.c.ended_at, excluded.ended_at),
+        },
+    )
+    return upsert, dialect.insert(StepEvent.__table__).on_conflict_do_nothing()
+
+
+def re_entry_refusal(
+    connection: Connection, workflow_id: str, enrollment_id: str, rule: ReEntry, now: datetime
+) -> str | None:
+    """Why the rule forbids this entry, or None when it may begin."""
+    if rule == "always":
+        return None
+    table = Enrollment.__table__
+    started = connection.scalar(
+        select(table.c.started_at)
+        .where(table.c.workflow_id == workflow_id, table.c.id != enrollment_id)
+        .where(table.c.status != "skipped")
+        .order_by(table.c.started_at.desc())
+        .limit(1)
+    )
+    return _refusal(rule, started, now)
+
+
+def mark_skipped(connection: Connection, enrollment_id: str, reason: str, at: datetime) -> None:
+    """An entry that its journey's re-entry rule refused, if the starter recorded it already."""
+    table = Enrollment.__table__
+    connection.execute(
+        update(table)
+        .where(table.c.id == enrollment_id)
+        .values(status="skipped", exit_reason=reason, ended_at=at)
+    )
 
 
 def running_for(session: Session, contact_ids: list[str]) -> list[Enrollment]:
@@ -132,10 +150,3 @@ def running_for(session: Session, contact_ids: list[str]) -> list[Enrollment]:
             )
         )
     )
-
-
-def mark_skipped(session: Session, enrollment_id: str, reason: str, at: datetime) -> None:
-    """An entry that its journey's re-entry rule refused, if the starter recorded it already."""
-    enrollment = session.get(Enrollment, enrollment_id)
-    if enrollment is not None:
-        enrollment.status, enrollment.exit_reason, enrollment.ended_at = "skipped", reason, at

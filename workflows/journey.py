@@ -72,6 +72,10 @@ class _Suspend:
 
 
 SUSPEND = _Suspend()
+# Waits shorter than this neither record progress nor move the search attributes before they
+# begin (one local activity and an upsert less): they are over before anyone could look.
+SHORT_WAIT = timedelta(seconds=5)
+SHORT_WAIT_PATCH = "short-waits-skip-bookkeeping"
 Next = str | None | _Suspend
 
 
@@ -366,7 +370,13 @@ class JourneyWorkflow:
         remaining = until - workflow.now()
         if remaining <= timedelta(0):
             return "timeout"
-        await self._show_blocked(step_id, f"{words} until {_when(until)}", until)
+        words = f"{words} until {_when(until)}"
+        if remaining < SHORT_WAIT and workflow.patched(SHORT_WAIT_PATCH):
+            # Over before anyone could look: progress is recorded at the next durable wait or
+            # at the end, and the search attributes stay where they were.
+            self._show(step_id, words, until)
+        else:
+            await self._show_blocked(step_id, words, until)
         try:
             await workflow.wait_condition(
                 lambda: (

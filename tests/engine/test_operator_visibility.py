@@ -70,3 +70,55 @@ async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
     attributes = (await handle.describe()).typed_search_attributes
     assert result.status == "converted"
     assert attributes.get(sa.STATUS) == "converted"
+
+
+SHORT_WAIT = """
+key: {key}
+name: Short pause
+trigger: {{event: user.signed_up}}
+steps:
+  - id: hello
+    send: {{channel: email, template: short-hello}}
+  - id: pause
+    wait: PT1S
+  - id: again
+    send: {{channel: email, template: short-hello}}
+  - id: done
+    exit: {{}}
+"""
+
+
+async def test_a_wait_of_a_second_records_its_progress_with_the_end_of_the_run(
+    client: Client, engine_db: Database
+):
+    """Waits under a few seconds skip the progress write and the search-attribute upsert
+    before them; every funnel row still reaches the database, once."""
+    h.template(engine_db, "short-hello", subject="Hello", text="Hello")
+    version, journey = h.publish(engine_db, SHORT_WAIT.format(key=h.unique("short")))
+    contact = h.contact(engine_db)
+    handle = await h.start(client, journey, version, contact, h.event("user.signed_up"))
+    result, view = await h.finish(handle)
+
+    assert result.status == "completed"
+    assert len(h.messages(engine_db, contact)) == 2
+    attributes = (await handle.describe()).typed_search_attributes
+    # Set when the run started, not moved for the pause: the next durable wait would.
+    assert attributes.get(sa.STEP) == "hello" and attributes.get(sa.STATUS) == "completed"
+    with engine_db.transaction() as session:
+        enrollment = session.query(Enrollment).filter_by(workflow_id=handle.id).one()
+        rows = [
+            (row.step_id, row.kind)
+            for row in session.query(StepEvent)
+            .filter_by(enrollment_id=enrollment.id)
+            .order_by(StepEvent.at, StepEvent.id)
+        ]
+    assert enrollment.status == "completed" and not enrollment.converted
+    assert enrollment.ended_at is not None
+    assert sorted(rows, key=str) == sorted(((e.step, e.kind) for e in view.trace), key=str)
+    history = await handle.fetch_history()
+    local_activities = [
+        e
+        for e in history.events
+        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    assert len(local_activities) == 2  # begin_enrollment and the progress at the end

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy.orm import Session
+from typing import Any
 
 from journeys.records import TraceEntry
-from journeys.spec import ReEntryAfter, Update
+from journeys.spec import ReEntry, ReEntryAfter, Update
 from journeys.validation import parse_journey
 from store import contacts, enrollments, events, journeys
 from store.db import Database
@@ -59,58 +58,19 @@ def test_publish_numbers_versions_and_the_latest_is_live(db: Database):
     assert (version, live.name) == (2, "Welcome 2")
 
 
-def _enroll(db: Database, entry: str, started: datetime) -> None:
-    with db.transaction() as session:
-        enrollments.begin(
-            session,
-            enrollment_id=entry,
-            workflow_id="journey/welcome/u3",
-            journey_key="welcome",
-            version=1,
-            contact_id="u3",
-            correlation=None,
-            started_at=started,
-        )
-
-
 def test_re_entry_rules(db: Database):
-    _enroll(db, "run-1", NOW)
-    with db.transaction() as session:
-        refusal = enrollments.re_entry_refusal
-        assert refusal(session, "journey/welcome/u3", "run-2", "always", NOW) is None
-        assert "never" in refusal(session, "journey/welcome/u3", "run-2", "never", NOW)
+    _write(db, [], "running", enrollment_id="run-1")
+    with db.connection() as connection:
+
+        def refusal(entry: str, rule: ReEntry, now: datetime) -> str | None:
+            return enrollments.re_entry_refusal(connection, "journey/welcome/u7", entry, rule, now)
+
+        assert refusal("run-2", "always", NOW) is None
+        assert "never" in (refusal("run-2", "never", NOW) or "")
         rule = ReEntryAfter(after=timedelta(days=7))
-        assert refusal(session, "journey/welcome/u3", "run-2", rule, NOW + timedelta(days=3))
-        assert (
-            refusal(session, "journey/welcome/u3", "run-2", rule, NOW + timedelta(days=8)) is None
-        )
-        assert refusal(session, "journey/welcome/u3", "run-1", "never", NOW) is None
-
-
-def test_progress_rows_are_written_once_and_end_the_enrollment(db: Database):
-    _enroll(db, "run-9", NOW)
-    entries = [
-        TraceEntry(seq=1, at=NOW, step="hello", kind="entered"),
-        TraceEntry(seq=2, at=NOW, step="hello", kind="sent"),
-        TraceEntry(seq=3, at=NOW, step="hello", kind="completed"),
-    ]
-    for _ in range(2):
-        with db.transaction() as session:
-            enrollment = session.get(Enrollment, "run-9")
-            enrollments.record_progress(
-                session,
-                enrollment,
-                entries,
-                status="completed",
-                step="hello",
-                variant=None,
-                reason=None,
-                version=1,
-            )
-    with db.transaction() as session:
-        assert session.query(StepEvent).filter_by(enrollment_id="run-9").count() == 3
-        enrollment = session.get(Enrollment, "run-9")
-        assert enrollment.status == "completed" and enrollment.ended_at is not None
+        assert refusal("run-2", rule, NOW + timedelta(days=3))
+        assert refusal("run-2", rule, NOW + timedelta(days=8)) is None
+        assert refusal("run-1", "never", NOW) is None
 
 
 def test_event_counts_respect_the_window(db: Database):
@@ -130,58 +90,133 @@ def test_event_counts_respect_the_window(db: Database):
         assert events.count(session, "u4", "cart.abandoned", None) == 0
 
 
-def _begin(session: Session, correlation: str | None = "cart-1") -> Enrollment:
-    return enrollments.begin(
-        session,
-        enrollment_id="run-1",
-        workflow_id="journey/cart/u9/cart-1",
-        journey_key="cart",
-        version=1,
-        contact_id="u9",
-        correlation=correlation,
-        started_at=NOW,
+def _write(db: Database, entries: list[TraceEntry], status: str, **fields: Any) -> None:
+    with db.connection() as connection:
+        enrollments.write_progress(
+            connection,
+            enrollment_id=fields.pop("enrollment_id", "run-7"),
+            workflow_id="journey/welcome/u7",
+            journey_key="welcome",
+            version=1,
+            contact_id="u7",
+            correlation=fields.pop("correlation", None),
+            started_at=NOW,
+            entries=entries,
+            status=status,
+            step=fields.pop("step", "hello"),
+            variant=fields.pop("variant", None),
+            reason=fields.pop("reason", None),
+        )
+
+
+def test_written_progress_makes_the_row_once_and_ends_it_once(db: Database):
+    first = [TraceEntry(seq=1, at=NOW, step="hello", kind="entered")]
+    for _ in range(2):  # a retried write adds nothing
+        _write(db, first, "running", correlation="c-1")
+    later = NOW + timedelta(minutes=5)
+    rest = [
+        TraceEntry(seq=2, at=later, step="hello", kind="sent"),
+        TraceEntry(seq=3, at=later, step="hello", kind="converted"),
+    ]
+    for _ in range(2):
+        _write(db, rest, "converted", variant="b", reason="goal")
+    _write(db, [], "converted", variant="b", reason="goal")
+    with db.transaction() as session:
+        row = session.get(Enrollment, "run-7")
+        kinds = [
+            (e.id, e.kind, e.journey_key, e.contact_id)
+            for e in session.query(StepEvent).filter_by(enrollment_id="run-7").order_by("id")
+        ]
+    assert (row.status, row.current_step, row.variant, row.exit_reason) == (
+        "converted",
+        "hello",
+        "b",
+        "goal",
     )
+    assert row.correlation == "c-1" and row.converted
+    assert row.ended_at is not None and row.ended_at.replace(tzinfo=UTC) == later
+    assert kinds == [
+        ("run-7:1", "entered", "welcome", "u7"),
+        ("run-7:2", "sent", "welcome", "u7"),
+        ("run-7:3", "converted", "welcome", "u7"),
+    ]
 
 
-def test_a_run_beginning_while_the_relay_writes_its_row_waits_for_it(postgres_url: str):
-    """The relay records a run it starts; the run's own first write must give way to that
-    row even while it is uncommitted, not fail on the primary key."""
+def test_written_progress_fills_in_the_relays_row(db: Database):
+    with db.transaction() as session:
+        session.add(
+            Enrollment(
+                id="run-7",
+                workflow_id="journey/welcome/u7",
+                journey_key="welcome",
+                version=1,
+                contact_id="u7",
+                status="running",
+                converted=False,
+                started_at=NOW - timedelta(seconds=1),
+            )
+        )
+    _write(
+        db, [TraceEntry(seq=1, at=NOW, step="hello", kind="entered")], "running", correlation="c-2"
+    )
+    _write(db, [], "running", step="next")  # later calls know no correlation: it stays
+    with db.transaction() as session:
+        row = session.get(Enrollment, "run-7")
+    assert (row.correlation, row.current_step, row.ended_at) == ("c-2", "next", None)
+    assert row.started_at.replace(tzinfo=UTC) == NOW - timedelta(seconds=1)
+
+
+def test_a_contact_snapshot_is_read_or_the_contact_made(db: Database):
+    with db.connection() as connection:
+        made = contacts.load_snapshot(connection, "u8")
+    with db.transaction() as session:
+        contacts.upsert(session, "u8", {"email": "u8@example.com", "plan": "pro"})
+    with db.connection() as connection:
+        read = contacts.load_snapshot(connection, "u8")
+    assert (made.id, made.email, made.timezone, made.traits, made.tags) == (
+        "u8",
+        None,
+        "UTC",
+        {},
+        [],
+    )
+    assert (read.email, read.traits) == ("u8@example.com", {"plan": "pro"})
+
+
+def test_a_run_writing_progress_while_the_relay_writes_its_row_waits_for_it(postgres_url: str):
     database = Database(postgres_url)
     try:
         with database.transaction() as session:
-            session.query(Enrollment).filter_by(id="run-1").delete()
+            session.query(Enrollment).filter_by(id="run-7").delete()
         relay = database.sessions()
         relay.add(
             Enrollment(
-                id="run-1",
-                workflow_id="journey/cart/u9/cart-1",
-                journey_key="cart",
+                id="run-7",
+                workflow_id="journey/welcome/u7",
+                journey_key="welcome",
                 version=1,
-                contact_id="u9",
+                contact_id="u7",
                 status="running",
                 converted=False,
                 started_at=NOW,
             )
         )
-        relay.flush()  # written, not committed: the run's insert has to wait for it
-        began: list[str | None] = []
-
-        def run_begins() -> None:
-            with database.transaction() as session:
-                began.append(_begin(session).correlation)
-
-        thread = threading.Thread(target=run_begins)
+        relay.flush()
+        entries = [TraceEntry(seq=1, at=NOW, step="hello", kind="entered")]
+        thread = threading.Thread(
+            target=_write, args=(database, entries, "running"), kwargs={"correlation": "c-3"}
+        )
         thread.start()
         thread.join(0.5)
-        assert thread.is_alive(), "the run's insert should wait for the relay's transaction"
+        assert thread.is_alive(), "the run's upsert should wait for the relay's transaction"
         relay.commit()
         relay.close()
         thread.join(10)
-
-        assert began == ["cart-1"]
+        assert not thread.is_alive()
         with database.transaction() as session:
-            [row] = session.query(Enrollment).filter_by(id="run-1").all()
-            assert (row.correlation, row.status) == ("cart-1", "running")
+            [row] = session.query(Enrollment).filter_by(id="run-7").all()
+            assert (row.correlation, row.current_step) == ("c-3", "hello")
+            session.query(StepEvent).filter_by(enrollment_id="run-7").delete()
             session.delete(row)
     finally:
         database.dispose()
