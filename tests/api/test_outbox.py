@@ -73,19 +73,7 @@ async def test_events_wait_in_the_outbox_while_temporal_is_down(
         admin = {"Authorization": "Bearer " + keys.create(session, "admin", "admin")}
         track = {"Authorization": "Bearer " + keys.create(session, "app", "track")}
     key = h.unique("outbox")
-    spec = {
-        "name": "Listener",
-        "trigger": {"event": f"{key}.start"},
-        "steps": [
-            {
-                "id": "listen",
-                "wait_for": {"event": f"{key}.tick", "timeout": "P1D"},
-                "next": "listen",
-                "on_timeout": "done",
-            },
-            {"id": "done", "exit": {}},
-        ],
-    }
+    spec = listener(key)
     contacts = [h.unique("listener") for _ in range(CONTACTS)]
     transport = httpx.ASGITransport(app=app)
     async with (
@@ -126,6 +114,23 @@ async def test_events_wait_in_the_outbox_while_temporal_is_down(
             for relay in relays:
                 relay.cancel()
             second_db.dispose()
+
+
+def listener(key: str) -> dict:
+    """A journey that takes every ``<key>.tick`` for a day: each event shows in its trace."""
+    return {
+        "name": "Listener",
+        "trigger": {"event": f"{key}.start"},
+        "steps": [
+            {
+                "id": "listen",
+                "wait_for": {"event": f"{key}.tick", "timeout": "P1D"},
+                "next": "listen",
+                "on_timeout": "done",
+            },
+            {"id": "done", "exit": {}},
+        ],
+    }
 
 
 def pending(db: Database, contacts: list[str]) -> int:

@@ -5,27 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.api.test_outbox import assert_in_order_once, pending
+from tests.api.test_outbox import assert_in_order_once, listener, pending
 from tests.chaos.conftest import Stack
 from tests.engine import harness as h
 
 CONTACTS, OUTAGE_SECONDS, TICK_SECONDS = 10, 30, 1.0
-
-
-def listener(key: str) -> dict:
-    return {
-        "name": "Listener",
-        "trigger": {"event": f"{key}.start"},
-        "steps": [
-            {
-                "id": "listen",
-                "wait_for": {"event": f"{key}.tick", "timeout": "P1D"},
-                "next": "listen",
-                "on_timeout": "done",
-            },
-            {"id": "done", "exit": {}},
-        ],
-    }
 
 
 async def keep_sending(stack: Stack, key: str, contacts: list[str], stop: asyncio.Event) -> dict:
