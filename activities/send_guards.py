@@ -13,6 +13,7 @@ two journeys sending to one contact at once cannot both pass a cap.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import ClassVar, Literal
@@ -51,7 +52,7 @@ class SendContext:
     if_capped: Literal["defer", "skip"] = "defer"
 
 
-class SendRule:
+class SendRule(ABC):
     """One guard. ``channels``: the channels it applies to (None: all)."""
 
     name: ClassVar[str]
@@ -60,8 +61,8 @@ class SendRule:
     def applies(self, send: SendContext) -> bool:
         return self.channels is None or send.channel in self.channels
 
-    def check(self, send: SendContext) -> Verdict | None:
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, send: SendContext) -> Verdict | None: ...
 
 
 class ValidAddress(SendRule):

