@@ -61,13 +61,15 @@ def enrollments(db: Database, journey_key: str, **where: Any) -> int:
         return session.scalar(query) or 0
 
 
-async def until(check: Callable[[], bool], what: str, seconds: float = 600) -> None:
-    """Poll ``check`` every 50 ms; TimeoutError naming ``what`` after ``seconds``."""
+async def until(
+    check: Callable[[], bool], what: str, seconds: float = 600, every: float = 0.05
+) -> None:
+    """Poll ``check`` every ``every`` seconds; TimeoutError naming ``what`` after ``seconds``."""
     deadline = time.monotonic() + seconds
     while not check():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not within {seconds:.0f} s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every)
 
 
 def reactions(db: Database, journey_key: str) -> dict[str, float]:

@@ -15,7 +15,7 @@ from temporalio.common import (
 from journeys import search_attributes as sa
 from journeys.records import JourneyEvent
 from journeys.spec import EventTrigger, Journey
-from workflows.types import JourneyInput
+from workflows.types import INTERPRETER, JourneyInput
 
 WORKFLOW_NAME = "Journey"
 EVENT_SIGNAL = "event"
@@ -64,6 +64,7 @@ async def start_run(
         correlation=correlation,
         buffer_size=buffer_size,
         continue_as_new_after=continue_as_new_after,
+        interpreter=INTERPRETER,
     )
     return await client.start_workflow(
         WORKFLOW_NAME,

@@ -371,7 +371,7 @@ class JourneyWorkflow:
         if remaining <= timedelta(0):
             return "timeout"
         words = f"{words} until {_when(until)}"
-        if remaining < SHORT_WAIT and workflow.patched(SHORT_WAIT_PATCH):
+        if remaining < SHORT_WAIT and self._short_waits_skip_bookkeeping():
             # Over before anyone could look: progress is recorded at the next durable wait or
             # at the end, and the search attributes stay where they were.
             self._show(step_id, words, until)
@@ -395,6 +395,11 @@ class JourneyWorkflow:
         if ready is not None and ready():
             return "ready"
         return SUSPEND
+
+    def _short_waits_skip_bookkeeping(self) -> bool:
+        # Entries started on interpreter 2 say so in their input. Older ones ask the patch, so
+        # runs that began before it and runs recorded under it both replay as they ran.
+        return self._input.interpreter >= 2 or workflow.patched(SHORT_WAIT_PATCH)
 
     async def _quiet_hours(self, step: SendStep) -> _Suspend | None:
         """Hold a send that falls in the contact's quiet hours until the window ends."""

@@ -11,6 +11,10 @@ from journeys.spec import Journey
 
 TRACE_LIMIT = 200
 SEEN_IDS_LIMIT = 2000
+INTERPRETER = 2
+"""What new entries are started on. 2: waits under a few seconds skip the bookkeeping before
+them, decided by the input instead of a patch marker (a marker costs every run two history
+events and a visibility write)."""
 
 
 class BufferedEvent(BaseModel):
@@ -54,6 +58,11 @@ class JourneyInput(BaseModel):
         default=None, description="History length that forces continue-as-new (tests, tuning)."
     )
     state: RunState | None = None
+    interpreter: int = Field(
+        default=1,
+        description="Interpreter behaviour this entry was started on; inputs older than the "
+        "field are 1. Kept across continue-as-new and migration, so a run never changes it.",
+    )
 
 
 class RunView(BaseModel):

@@ -122,3 +122,10 @@ async def test_a_wait_of_a_second_records_its_progress_with_the_end_of_the_run(
         if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
     ]
     assert len(local_activities) == 2  # begin_enrollment and the progress at the end
+    # Decided by the run's input, not a patch: no marker, and no TemporalChangeVersion upsert
+    # (a visibility write on the server) before the pause.
+    markers = {e.marker_recorded_event_attributes.marker_name for e in history.events}
+    assert markers == {"", "core_local_activity"}
+    upserts = [e.upsert_workflow_search_attributes_event_attributes for e in history.events]
+    upserted = [name for u in upserts for name in u.search_attributes.indexed_fields]
+    assert upserted == [sa.STATUS.name]

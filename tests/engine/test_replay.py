@@ -1,7 +1,8 @@
 """Recorded histories of every step kind replay against the current interpreter.
 
 A change to workflow code that alters command order fails here: guard it with
-``workflow.patched``, and record histories of the new behaviour with
+``workflow.patched`` or a new ``INTERPRETER`` number in the run's input (no marker in every
+history), keep the old histories, and record histories of the new behaviour with
 ``JOURNEYS_RECORD_HISTORIES=1 pytest tests/engine``.
 """
 
