@@ -22,7 +22,8 @@ async def main() -> None:
     settings = get_settings()
     plugin = JourneysPlugin(settings)
     client = await Client.connect(settings.temporal_address, plugins=[plugin])
-    # Passed through like the journey's own modules, so neither side re-imports per run.
+    # Passed through like the journey's own modules, so neither side re-imports per run. With
+    # JOURNEYS_WORKFLOW_SANDBOX=false the plugin replaces it: both sides run unsandboxed.
     runner = SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules("bench")
     )

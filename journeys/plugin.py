@@ -7,12 +7,13 @@ journeys; the pydantic data converter only reaches the client (and Replayer) thi
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkflowRunner
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.contacts import ContactActivities
@@ -46,9 +47,11 @@ def _converter(existing: DataConverter | None) -> DataConverter:
     return existing
 
 
-def _runner(existing: WorkflowRunner | None) -> WorkflowRunner:
+def _runner(existing: WorkflowRunner | None, *, sandbox: bool = True) -> WorkflowRunner:
     if existing is not None and not isinstance(existing, SandboxedWorkflowRunner):
         return existing
+    if not sandbox:
+        return UnsandboxedWorkflowRunner()
     runner = existing or SandboxedWorkflowRunner()
     restrictions = runner.restrictions.with_passthrough_modules(*PASSTHROUGH)
     # ZoneInfo reads tz files on first use; the sandbox forbids it unless exempted, and
@@ -100,5 +103,5 @@ class JourneysPlugin(SimplePlugin):
                 journeys.enter_journey,
             ],
             workflows=[JourneyWorkflow],
-            workflow_runner=_runner,
+            workflow_runner=functools.partial(_runner, sandbox=self.settings.workflow_sandbox),
         )

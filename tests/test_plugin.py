@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from journeys.plugin import PLUGIN_NAME, JourneysPlugin
@@ -43,3 +44,10 @@ def test_worker_gets_workflows_activities_and_a_sandbox_that_allows_zoneinfo():
     assert "journeys" in runner.restrictions.passthrough_modules
     zoneinfo = runner.restrictions.invalid_module_members.children["zoneinfo"]
     assert "ZoneInfo" not in zoneinfo.children
+
+
+def test_workflow_sandbox_off_gives_the_unsandboxed_runner_even_over_a_sandboxed_one():
+    built = JourneysPlugin(Settings(database_url="sqlite:///:memory:", workflow_sandbox=False))
+    for given in (None, SandboxedWorkflowRunner()):
+        config = built.configure_worker({"workflow_runner": given})  # type: ignore[typeddict-item]
+        assert isinstance(config["workflow_runner"], UnsandboxedWorkflowRunner)
