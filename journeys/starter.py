@@ -15,7 +15,7 @@ from temporalio.common import (
 from journeys import search_attributes as sa
 from journeys.records import JourneyEvent
 from journeys.spec import EventTrigger, Journey
-from workflows.types import INTERPRETER, JourneyInput
+from workflows.types import INTERPRETER, Admission, JourneyInput
 
 WORKFLOW_NAME = "Journey"
 EVENT_SIGNAL = "event"
@@ -51,10 +51,12 @@ async def start_run(
     buffer_size: int = 100,
     continue_as_new_after: int | None = None,
     rpc_timeout: timedelta | None = None,
+    admission: Admission | None = None,
 ) -> WorkflowHandle:
     """Signal-with-start: a second trigger while the run is alive reaches it as an event,
     so two concurrent triggers make one run; after it ended, a new run begins and applies
-    the journey's re-entry rule itself."""
+    the journey's re-entry rule itself, unless the starter admitted it
+    (``journeys.admission``)."""
     correlation = correlation_of(journey, event)
     run_input = JourneyInput(
         journey=journey,
@@ -64,6 +66,7 @@ async def start_run(
         correlation=correlation,
         buffer_size=buffer_size,
         continue_as_new_after=continue_as_new_after,
+        admission=admission,
         interpreter=INTERPRETER,
     )
     return await client.start_workflow(

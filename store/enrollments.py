@@ -17,7 +17,7 @@ ENDED = ("completed", "converted", "exited", "failed")
 
 
 def _refusal(rule: ReEntry, started: datetime | None, now: datetime) -> str | None:
-    if started is None:
+    if started is None or rule == "always":
         return None
     if rule == "never":
         return "re-entry: never (entered before)"
@@ -128,6 +128,58 @@ def re_entry_refusal(
         .limit(1)
     )
     return _refusal(rule, started, now)
+
+
+def admissible(connection: Connection, workflow_id: str, rule: ReEntry, now: datetime) -> bool:
+    """Whether a starter may admit a new entry under ``workflow_id`` itself (Postgres only).
+
+    It takes the workflow id's transaction-scoped advisory lock without waiting, so starters
+    that admit go one at a time and each sees the rows of those before it. A lock held
+    elsewhere, an entry still running (the start reaches that run) or a rule that refuses
+    leave the decision to the run, which checks as it always did."""
+    if connection.dialect.name != "postgresql":
+        return False
+    locked = func.pg_try_advisory_xact_lock(func.hashtext(workflow_id))
+    if not connection.scalar(select(locked)):
+        return False
+    table = Enrollment.__table__
+    latest = connection.execute(
+        select(table.c.status, table.c.started_at)
+        .where(table.c.workflow_id == workflow_id, table.c.status != "skipped")
+        .order_by(table.c.started_at.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return True
+    return latest.status != "running" and _refusal(rule, latest.started_at, now) is None
+
+
+def record_start(
+    connection: Connection,
+    *,
+    enrollment_id: str,
+    workflow_id: str,
+    journey_key: str,
+    version: int,
+    contact_id: str,
+    step: str,
+    at: datetime,
+) -> None:
+    """The row of a run just started, so the contact's next events find the run before it
+    reports in; a row the run (or an earlier start) wrote already stays as it is."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    row = {
+        "id": enrollment_id,
+        "workflow_id": workflow_id,
+        "journey_key": journey_key,
+        "version": version,
+        "contact_id": contact_id,
+        "status": "running",
+        "current_step": step,
+        "converted": False,
+        "started_at": at,
+    }
+    connection.execute(dialect.insert(Enrollment.__table__).values(row).on_conflict_do_nothing())
 
 
 def mark_skipped(connection: Connection, enrollment_id: str, reason: str, at: datetime) -> None:

@@ -137,6 +137,10 @@ class JourneyWorkflow:
     async def _begin(self) -> str | None:
         self._s.step = self._journey.steps[0].id
         self._trace(self._s.step, "entered")
+        if self._input.admission is not None:
+            # Checked and recorded by the starter: "entered" goes out with the next progress.
+            self._s.contact = self._input.admission.contact
+            return None
         result = await self._local(
             BEGIN_ENROLLMENT,
             BeginEnrollmentInput(

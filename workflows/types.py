@@ -47,6 +47,13 @@ class RunState(BaseModel):
     unrecorded: list[TraceEntry] = Field(default_factory=list)
 
 
+class Admission(BaseModel):
+    """A starter's word that it checked the journey's re-entry rule under a lock and recorded
+    the enrollment: the run takes the contact from here instead of asking the database."""
+
+    contact: ContactSnapshot
+
+
 class JourneyInput(BaseModel):
     journey: Journey
     version: int
@@ -58,6 +65,9 @@ class JourneyInput(BaseModel):
         default=None, description="History length that forces continue-as-new (tests, tuning)."
     )
     state: RunState | None = None
+    admission: Admission | None = Field(
+        default=None, description="Set when the starter admitted the entry itself."
+    )
     interpreter: int = Field(
         default=1,
         description="Interpreter behaviour this entry was started on; inputs older than the "

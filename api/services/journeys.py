@@ -12,11 +12,13 @@ from temporalio.service import RPCError
 
 from api.errors import NotFound
 from api.schemas import DraftOut, EnrollResult, MigrationBody, PublishOut, VersionOut
+from journeys.admission import start_entry
 from journeys.graph import Problem
 from journeys.records import JourneyEvent
 from journeys.spec import Journey
-from journeys.starter import CannotEnroll, start_run
+from journeys.starter import CannotEnroll
 from journeys.validation import SpecInvalid, parse_journey
+from store import contacts as contacts_store
 from store import journeys as journeys_store
 from store import templates as templates_store
 from store.db import Database
@@ -141,14 +143,16 @@ async def enroll(
             properties=properties,
         )
         try:
-            handle = await start_run(
-                client,
-                journey=journey,
-                version=version,
-                contact_id=user_id,
-                task_queue=task_queue,
-                event=event,
-            )
+            with db.connection() as connection:
+                handle = await start_entry(
+                    client,
+                    connection,
+                    journey=journey,
+                    version=version,
+                    contact=contacts_store.load_snapshot(connection, user_id),
+                    task_queue=task_queue,
+                    event=event,
+                )
             results.append(EnrollResult(userId=user_id, workflow_id=handle.id))
         except CannotEnroll as exc:
             results.append(EnrollResult(userId=user_id, error=str(exc)))

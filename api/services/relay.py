@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 from temporalio.client import Client
@@ -18,16 +18,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import metrics
 from api.services.routing import Router, Signal, Start
 from api.temporal import TemporalConnection
+from journeys.admission import start_entry
 from journeys.records import ContactSnapshot, JourneyEvent
 from journeys.settings import Settings
-from journeys.starter import EVENT_SIGNAL, CannotEnroll, start_run
+from journeys.starter import EVENT_SIGNAL, CannotEnroll
 from store import contacts as contacts_store
 from store import enrollments as enrollments_store
 from store import journeys as journeys_store
 from store import outbox
 from store.db import Database
 from store.models import Enrollment, Event, OutboxEntry
-from store.upserts import insert_ignoring_duplicates
 
 log = logging.getLogger("journeys.relay")
 RPC_TIMEOUT = timedelta(seconds=5)
@@ -162,7 +162,7 @@ class OutboxRelay:
         )
         signalled = set()
         for start in router.starts(journey_event, contact):
-            started = await self._start(client, session, start, journey_event, contact.id, running)
+            started = await self._start(client, session, start, journey_event, contact, running)
             if started is not None:
                 signalled.add(started)
         for enrollment in list(running):
@@ -178,15 +178,16 @@ class OutboxRelay:
         session: Session,
         start: Start,
         event: JourneyEvent,
-        contact_id: str,
+        contact: ContactSnapshot,
         running: list[Enrollment],
     ) -> str | None:
         try:
-            handle = await start_run(
+            handle = await start_entry(
                 client,
+                session.connection(),
                 journey=start.journey,
                 version=start.version,
-                contact_id=contact_id,
+                contact=contact,
                 task_queue=self._settings.task_queue,
                 event=event,
                 buffer_size=self._settings.event_buffer_size,
@@ -196,19 +197,7 @@ class OutboxRelay:
             log.info("event %s not entered into %s: %s", event.id, start.journey.key, exc)
             return None
         if all(enrollment.workflow_id != handle.id for enrollment in running):
-            # Recorded now, so the contact's next events find the run before it reports in.
-            row = {
-                "id": handle.result_run_id,
-                "workflow_id": handle.id,
-                "journey_key": start.journey.key,
-                "version": start.version,
-                "contact_id": contact_id,
-                "status": "running",
-                "current_step": start.journey.steps[0].id,
-                "converted": False,
-                "started_at": datetime.now(UTC),
-            }
-            insert_ignoring_duplicates(session, Enrollment, [row])
+            # Recorded by start_entry, so the contact's next events find the run.
             stored = session.get(Enrollment, handle.result_run_id)
             if stored is not None:
                 running.append(stored)

@@ -1,0 +1,87 @@
+"""Entries admitted by their starter begin without a local activity; the rest stay with the run."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle
+
+from journeys.admission import start_entry
+from journeys.spec import Journey
+from store import contacts as contacts_store
+from store.db import Database
+from store.models import Enrollment, StepEvent
+from tests.engine import harness as h
+from tests.engine.test_operator_visibility import SHORT_WAIT
+
+
+async def _enter(
+    db: Database, client: Client, journey: Journey, version: int, contact_id: str
+) -> WorkflowHandle:
+    with db.connection() as connection:
+        return await start_entry(
+            client,
+            connection,
+            journey=journey,
+            version=version,
+            contact=contacts_store.load_snapshot(connection, contact_id),
+            task_queue=h.TASK_QUEUE,
+            event=h.event("user.signed_up"),
+        )
+
+
+def _local_activities(history: object) -> int:
+    return sum(
+        e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        for e in history.events  # type: ignore[attr-defined]
+    )
+
+
+def _admitted(history: object) -> bool:
+    started = history.events[0].workflow_execution_started_event_attributes  # type: ignore[attr-defined]
+    return b'"admission":{' in started.input.payloads[0].data
+
+
+async def test_an_entry_its_starter_admitted_records_everything_with_one_local_activity(
+    client: Client, engine_db: Database
+):
+    h.template(engine_db, "short-hello", subject="Hello", text="Hello")
+    version, journey = h.publish(engine_db, SHORT_WAIT.format(key=h.unique("admitted")))
+    contact = h.contact(engine_db, plan="pro")
+
+    handle = await _enter(engine_db, client, journey, version, contact)
+    with engine_db.transaction() as session:
+        assert session.query(Enrollment).filter_by(workflow_id=handle.id).count() == 1
+    result, view = await h.finish(handle)
+
+    assert result.status == "completed"
+    assert len(h.messages(engine_db, contact)) == 2
+    history = await handle.fetch_history()
+    assert _admitted(history)
+    assert _local_activities(history) == 1  # the progress at the end; no begin_enrollment
+    with engine_db.transaction() as session:
+        enrollment = session.query(Enrollment).filter_by(workflow_id=handle.id).one()
+        rows = session.query(StepEvent).filter_by(enrollment_id=enrollment.id).all()
+    assert (enrollment.id, enrollment.status) == (handle.result_run_id, "completed")
+    recorded = sorted(((r.step_id, r.kind) for r in rows), key=str)
+    assert recorded == sorted(((e.step, e.kind) for e in view.trace), key=str)
+    assert ("hello", "entered") in recorded
+
+
+async def test_a_contact_who_entered_before_is_left_to_the_run_which_skips_them(
+    client: Client, engine_db: Database
+):
+    h.template(engine_db, "short-hello", subject="Hello", text="Hello")
+    version, journey = h.publish(engine_db, SHORT_WAIT.format(key=h.unique("again")))
+    contact = h.contact(engine_db)
+    await h.finish(await _enter(engine_db, client, journey, version, contact))
+
+    second = await _enter(engine_db, client, journey, version, contact)
+    result, _ = await h.finish(second)
+
+    assert (result.status, result.reason) == ("skipped", "re-entry: never (entered before)")
+    history = await second.fetch_history()
+    assert not _admitted(history)
+    assert _local_activities(history) == 1  # begin_enrollment, which refused
+    assert len(h.messages(engine_db, contact)) == 2  # the first entry's two, nothing more
+    with engine_db.transaction() as session:
+        statuses = [e.status for e in session.query(Enrollment).filter_by(contact_id=contact)]
+    assert sorted(statuses) == ["completed", "skipped"]
