@@ -61,6 +61,18 @@ def enrollments(db: Database, journey_key: str, **where: Any) -> int:
         return session.scalar(query) or 0
 
 
+def entered(db: Database, journey_key: str, step: str) -> int:
+    """Runs whose own trace recorded entering ``step``: a starter's enrollment row names the
+    first step before the run has taken it, so its ``current_step`` proves nothing yet."""
+    query = select(func.count(func.distinct(StepEvent.enrollment_id))).where(
+        StepEvent.journey_key == journey_key,
+        StepEvent.step_id == step,
+        StepEvent.kind == "entered",
+    )
+    with db.transaction() as session:
+        return session.scalar(query) or 0
+
+
 async def until(
     check: Callable[[], bool], what: str, seconds: float = 600, every: float = 0.05
 ) -> None:

@@ -155,7 +155,7 @@ async def main() -> None:
             with Progress("waiting on the timer", n, every=10) as progress:
 
                 def waiting() -> bool:
-                    progress.done = fixtures.enrollments(db, JOURNEY["key"], current_step="wait")
+                    progress.done = fixtures.entered(db, JOURNEY["key"], "wait")
                     return progress.done == n
 
                 # A count over every enrollment: polled once a second, not to load Postgres.

@@ -150,7 +150,6 @@ async def throughput(
     (another tenant, a checkpoint, a growing table) falls on both alike."""
     version, journey = fixtures.journey(db, REFERENCE)
     journeys, minimals, ratios = [], [], []
-    connections = asyncio.Semaphore(8)
     for round_ in range(rounds):
         tag = uuid.uuid4().hex[:6]
         minimal_ids = [f"m{round_}-{tag}-{i}" for i in range(n)]
@@ -163,18 +162,16 @@ async def throughput(
             )
 
         async def journey_run(contact_id: str) -> WorkflowHandle:
-            # As the relay does: the entry admitted in the starter's transaction. Fewer at once
-            # than the pool has connections, as a blocked checkout would stall the loop.
-            async with connections:
-                with db.connection() as connection:
-                    return await start_entry(
-                        client,
-                        connection,
-                        journey=journey,
-                        version=version,
-                        contact=contacts_store.load_snapshot(connection, contact_id),
-                        task_queue=QUEUE,
-                    )
+            # As the enroll API does: the entry admitted in the starter's own transaction.
+            async with db.held_connection() as connection:
+                return await start_entry(
+                    client,
+                    connection,
+                    journey=journey,
+                    version=version,
+                    contact=contacts_store.load_snapshot(connection, contact_id),
+                    task_queue=QUEUE,
+                )
 
         half = n // 2
         sides = {"minimal": Side(), "journey": Side()}
@@ -273,7 +270,7 @@ async def latency(
         starts = [{**_tick(c, 0), "event": "listen.start", "messageId": c} for c in contacts]
         await _post(http, key, starts)
         await fixtures.until(
-            lambda: fixtures.enrollments(db, LISTENER["key"], current_step="listen") == listeners,
+            lambda: fixtures.entered(db, LISTENER["key"], "listen") == listeners,
             "the listeners to wait",
         )
         # The burst has the paced phase's shape: one event per request, 16 requests at a time.

@@ -32,8 +32,9 @@ async def start_entry(
     The caller commits ``connection`` after the start: the advisory lock taken by
     ``admissible`` lasts until then, and the enrollment row is written before it goes."""
     now = datetime.now(UTC)
-    run_id = workflow_id(journey.key, contact.id, correlation_of(journey, event))
-    admitted = enrollments_store.admissible(connection, run_id, journey.re_entry, now)
+    correlation = correlation_of(journey, event)
+    run_workflow_id = workflow_id(journey.key, contact.id, correlation)
+    admitted = enrollments_store.admissible(connection, run_workflow_id, journey.re_entry, now)
     handle = await start_run(
         client,
         journey=journey,
@@ -52,6 +53,7 @@ async def start_entry(
         journey_key=journey.key,
         version=version,
         contact_id=contact.id,
+        correlation=correlation,
         step=journey.steps[0].id,
         at=now,
     )

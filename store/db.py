@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+POOL_SIZE = 10
+POOL_OVERFLOW = 20
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -29,7 +33,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 class Database:
@@ -53,6 +57,18 @@ class Database:
         """A Core transaction, without the ORM session's unit of work (hot bookkeeping)."""
         with self.engine.begin() as connection:
             yield connection
+
+    @asynccontextmanager
+    async def held_connection(self) -> AsyncIterator[Connection]:
+        """A Core transaction that async code holds across awaits (a starter keeps its lock
+        until the run's row is written). Checked out in a thread: a checkout waiting for a
+        free connection on the event loop would stall the very tasks holding the others."""
+        connection = await asyncio.to_thread(self.engine.connect)
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            connection.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

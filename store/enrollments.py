@@ -162,6 +162,7 @@ def record_start(
     journey_key: str,
     version: int,
     contact_id: str,
+    correlation: str | None = None,
     step: str,
     at: datetime,
 ) -> None:
@@ -174,6 +175,7 @@ def record_start(
         "journey_key": journey_key,
         "version": version,
         "contact_id": contact_id,
+        "correlation": correlation,
         "status": "running",
         "current_step": step,
         "converted": False,

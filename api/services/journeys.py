@@ -16,7 +16,7 @@ from journeys.admission import start_entry
 from journeys.graph import Problem
 from journeys.records import JourneyEvent
 from journeys.spec import Journey
-from journeys.starter import CannotEnroll
+from journeys.starter import CannotEnroll, correlation_of
 from journeys.validation import SpecInvalid, parse_journey
 from store import contacts as contacts_store
 from store import journeys as journeys_store
@@ -26,6 +26,7 @@ from store.models import Enrollment, JourneyRow, JourneyVersion, utcnow
 from workflows.types import MigrateRun
 
 STATUSES = {"pause": "paused", "resume": "active", "archive": "archived"}
+ENROLL_CHUNK = 50
 
 
 def get_row(session: Session, key: str) -> JourneyRow:
@@ -135,15 +136,17 @@ async def enroll(
             get_row(session, key)
             raise SpecInvalid([Problem("$", f"journey {key!r} is not published and active")])
     version, journey = live
+    try:
+        # The same properties for every contact: a missing correlation refuses them all.
+        correlation_of(journey, JourneyEvent(id="check", name="api.enroll", properties=properties))
+    except CannotEnroll as exc:
+        return [EnrollResult(userId=user_id, error=str(exc)) for user_id in user_ids]
     results = []
-    for user_id in user_ids:
-        event = JourneyEvent(
-            id=f"enroll:{key}:{user_id}:{utcnow().isoformat()}",
-            name="api.enroll",
-            properties=properties,
-        )
-        try:
-            with db.connection() as connection:
+    # A transaction per chunk of contacts: a commit per chunk rather than per contact, and no
+    # lock (the starters' advisory locks, SQLite's write lock) held for a whole large request.
+    for first in range(0, len(user_ids), ENROLL_CHUNK):
+        async with db.held_connection() as connection:
+            for user_id in user_ids[first : first + ENROLL_CHUNK]:
                 handle = await start_entry(
                     client,
                     connection,
@@ -151,9 +154,11 @@ async def enroll(
                     version=version,
                     contact=contacts_store.load_snapshot(connection, user_id),
                     task_queue=task_queue,
-                    event=event,
+                    event=JourneyEvent(
+                        id=f"enroll:{key}:{user_id}:{utcnow().isoformat()}",
+                        name="api.enroll",
+                        properties=properties,
+                    ),
                 )
-            results.append(EnrollResult(userId=user_id, workflow_id=handle.id))
-        except CannotEnroll as exc:
-            results.append(EnrollResult(userId=user_id, error=str(exc)))
+                results.append(EnrollResult(userId=user_id, workflow_id=handle.id))
     return results

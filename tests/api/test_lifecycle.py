@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from api.services.journeys import ENROLL_CHUNK
 from api.services.stats import two_proportion_test
+from store.db import Database
 from store.models import Enrollment, Event
 from tests.api.conftest import Api
 from tests.engine import harness as h
@@ -95,6 +97,51 @@ async def test_enroll_by_api_and_its_errors(api: Api, client: Client):
         f"/v1/journeys/{key}/enroll", json={"userIds": []}, headers=api.admin
     )
     assert empty.status_code == 422 and empty.json()["detail"][0]["path"] == "$.userIds"
+
+
+async def test_enrolled_entries_are_admitted_and_recorded_by_the_api(
+    api: Api, client: Client, engine_db: Database
+):
+    key = await journey(api, WAIT)
+    users = [h.unique("user") for _ in range(ENROLL_CHUNK + 1)]  # two transactions
+
+    response = await api.http.post(
+        f"/v1/journeys/{key}/enroll", json={"userIds": users}, headers=api.admin
+    )
+
+    assert response.status_code == 200
+    assert [r["workflow_id"] for r in response.json()] == [f"journey/{key}/{u}" for u in users]
+    with engine_db.transaction() as session:
+        rows = session.scalars(select(Enrollment).where(Enrollment.contact_id.in_(users))).all()
+    assert len(rows) == len(users)
+    for user in (users[0], users[-1]):
+        handle = client.get_workflow_handle(f"journey/{key}/{user}")
+        row = next(r for r in rows if r.contact_id == user)
+        assert row.id == (await handle.describe()).run_id
+        history = await handle.fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        assert b'"admission":{' in started.input.payloads[0].data
+
+
+async def test_enrolling_into_a_journey_keyed_by_a_missing_property_names_it(
+    api: Api, engine_db: Database
+):
+    key = await journey(api, WAIT, trigger={"event": "cart.abandoned", "correlate": "cart_id"})
+    users = [h.unique("user") for _ in range(2)]
+
+    response = await api.http.post(
+        f"/v1/journeys/{key}/enroll", json={"userIds": users}, headers=api.admin
+    )
+
+    assert response.status_code == 200
+    assert [r["error"] for r in response.json()] == [
+        f"journey {key} is keyed by `cart_id`, not given"
+    ] * 2
+    with engine_db.transaction() as session:
+        count = session.scalar(
+            select(func.count()).select_from(Enrollment).where(Enrollment.contact_id.in_(users))
+        )
+    assert count == 0
 
 
 async def test_erasing_a_contact_ends_runs_and_removes_personal_data(api: Api, client: Client):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
 
 from journeys.admission import start_entry
+from journeys.plugin import JourneysPlugin
+from journeys.records import JourneyEvent
 from journeys.spec import Journey
 from store import contacts as contacts_store
 from store.db import Database
@@ -14,17 +17,23 @@ from tests.engine.test_operator_visibility import SHORT_WAIT
 
 
 async def _enter(
-    db: Database, client: Client, journey: Journey, version: int, contact_id: str
+    db: Database,
+    client: Client,
+    journey: Journey,
+    version: int,
+    contact_id: str,
+    event: JourneyEvent | None = None,
+    task_queue: str = h.TASK_QUEUE,
 ) -> WorkflowHandle:
-    with db.connection() as connection:
+    async with db.held_connection() as connection:
         return await start_entry(
             client,
             connection,
             journey=journey,
             version=version,
             contact=contacts_store.load_snapshot(connection, contact_id),
-            task_queue=h.TASK_QUEUE,
-            event=h.event("user.signed_up"),
+            task_queue=task_queue,
+            event=event or h.event("user.signed_up"),
         )
 
 
@@ -85,3 +94,37 @@ async def test_a_contact_who_entered_before_is_left_to_the_run_which_skips_them(
     with engine_db.transaction() as session:
         statuses = [e.status for e in session.query(Enrollment).filter_by(contact_id=contact)]
     assert sorted(statuses) == ["completed", "skipped"]
+
+
+async def test_the_starters_row_names_the_entry_before_its_run_has_taken_a_step(
+    client: Client, engine_db: Database, plugin: JourneysPlugin
+):
+    """Operators and the contact's next events see the entry, its correlation included, as
+    soon as the start returns: no worker polls the run's queue until the row has been read,
+    so only the starter could have written it."""
+    h.template(engine_db, "short-hello", subject="Hello", text="Hello")
+    spec = SHORT_WAIT.format(key=h.unique("correlated")).replace(
+        "{event: user.signed_up}", "{event: cart.abandoned, correlate: cart_id}"
+    )
+    version, journey = h.publish(engine_db, spec)
+    contact = h.contact(engine_db)
+    queue = h.unique("unpolled")
+
+    handle = await _enter(
+        engine_db,
+        client,
+        journey,
+        version,
+        contact,
+        event=h.event("cart.abandoned", cart_id="cart-7"),
+        task_queue=queue,
+    )
+    with engine_db.transaction() as session:
+        row = session.query(Enrollment).filter_by(workflow_id=handle.id).one()
+    assert (row.id, row.status, row.current_step) == (handle.result_run_id, "running", "hello")
+    assert (row.correlation, handle.id) == ("cart-7", f"journey/{journey.key}/{contact}/cart-7")
+
+    # A run left waiting for a worker would hold the time-skipping clock for later tests.
+    async with Worker(client, task_queue=queue, plugins=[plugin]):
+        result, _ = await h.finish(handle)
+    assert result.status == "completed"
