@@ -106,6 +106,14 @@ class Side:
         return ", ".join(f"{name} {1000 * t / self.contacts:.0f}" for name, t in self.cpu.items())
 
 
+def _cpu_now(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the named processes, of Postgres and of this process."""
+    now = {name: stack.cpu_seconds(pid) for name, pid in pids.items()}
+    now["postgres"] = stack.postgres_cpu_seconds()
+    now["bench"] = time.process_time()
+    return now
+
+
 async def run_all(
     side: Side,
     label: str,
@@ -119,8 +127,7 @@ async def run_all(
     # At most 500 runs in flight: each waits for its result with a long poll, and the server
     # refuses more concurrent polls than its limit.
     in_flight = asyncio.Semaphore(500)
-    cpu = {name: stack.cpu_seconds(pid) for name, pid in pids.items()}
-    cpu["bench"] = time.process_time()
+    before = _cpu_now(pids)
 
     with Progress(label, len(ids)) as progress:
 
@@ -135,9 +142,8 @@ async def run_all(
         await asyncio.gather(*(one(i) for i in ids))
     side.seconds += time.perf_counter() - began
     side.contacts += len(ids)
-    for name, pid in pids.items():
-        side.cpu[name] = side.cpu.get(name, 0.0) + stack.cpu_seconds(pid) - cpu[name]
-    side.cpu["bench"] = side.cpu.get("bench", 0.0) + time.process_time() - cpu["bench"]
+    for name, seconds in _cpu_now(pids).items():
+        side.cpu[name] = side.cpu.get(name, 0.0) + seconds - before[name]
 
 
 async def throughput(
