@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -45,20 +45,22 @@ def get_or_create(session: Session, contact_id: str) -> Contact:
     return contact
 
 
+# Built once: starters and activities load a contact for every run.
+_BY_ID = select(Contact.__table__).where(Contact.__table__.c.id == bindparam("contact_id"))
+
+
 def load_snapshot(connection: Connection, contact_id: str) -> ContactSnapshot:
     """``get_or_create`` and ``snapshot`` on a Core connection: one SELECT when the contact
     exists; else an insert that gives way to a concurrent one, and the SELECT again."""
-    table = Contact.__table__
-    query = select(table).where(table.c.id == contact_id)
-    row = connection.execute(query).first()
+    row = connection.execute(_BY_ID, {"contact_id": contact_id}).first()
     if row is None:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         connection.execute(
-            dialect.insert(table)
+            dialect.insert(Contact.__table__)
             .values(id=contact_id, traits={}, tags=[], scores={}, unsubscribed=[])
             .on_conflict_do_nothing()
         )
-        row = connection.execute(query).one()
+        row = connection.execute(_BY_ID, {"contact_id": contact_id}).one()
     return snapshot(row)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import Connection, Executable, func, or_, select, update
+from sqlalchemy import Connection, Executable, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -130,6 +130,19 @@ def re_entry_refusal(
     return _refusal(rule, started, now)
 
 
+# Built once, as every start runs them: building a statement costs more than running it.
+_LOCK = select(func.pg_try_advisory_xact_lock(func.hashtext(bindparam("workflow_id"))))
+_LATEST_ENTRY = (
+    select(Enrollment.__table__.c.status, Enrollment.__table__.c.started_at)
+    .where(
+        Enrollment.__table__.c.workflow_id == bindparam("workflow_id"),
+        Enrollment.__table__.c.status != "skipped",
+    )
+    .order_by(Enrollment.__table__.c.started_at.desc())
+    .limit(1)
+)
+
+
 def admissible(connection: Connection, workflow_id: str, rule: ReEntry, now: datetime) -> bool:
     """Whether a starter may admit a new entry under ``workflow_id`` itself (Postgres only).
 
@@ -139,16 +152,9 @@ def admissible(connection: Connection, workflow_id: str, rule: ReEntry, now: dat
     leave the decision to the run, which checks as it always did."""
     if connection.dialect.name != "postgresql":
         return False
-    locked = func.pg_try_advisory_xact_lock(func.hashtext(workflow_id))
-    if not connection.scalar(select(locked)):
+    if not connection.scalar(_LOCK, {"workflow_id": workflow_id}):
         return False
-    table = Enrollment.__table__
-    latest = connection.execute(
-        select(table.c.status, table.c.started_at)
-        .where(table.c.workflow_id == workflow_id, table.c.status != "skipped")
-        .order_by(table.c.started_at.desc())
-        .limit(1)
-    ).first()
+    latest = connection.execute(_LATEST_ENTRY, {"workflow_id": workflow_id}).first()
     if latest is None:
         return True
     return latest.status != "running" and _refusal(rule, latest.started_at, now) is None
@@ -168,7 +174,6 @@ def record_start(
 ) -> None:
     """The row of a run just started, so the contact's next events find the run before it
     reports in; a row the run (or an earlier start) wrote already stays as it is."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     row = {
         "id": enrollment_id,
         "workflow_id": workflow_id,
@@ -181,7 +186,13 @@ def record_start(
         "converted": False,
         "started_at": at,
     }
-    connection.execute(dialect.insert(Enrollment.__table__).values(row).on_conflict_do_nothing())
+    connection.execute(_start_statement(connection.dialect.name), row)
+
+
+@functools.cache
+def _start_statement(dialect_name: str) -> Executable:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(Enrollment.__table__).on_conflict_do_nothing()
 
 
 def mark_skipped(connection: Connection, enrollment_id: str, reason: str, at: datetime) -> None:
