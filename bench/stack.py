@@ -35,12 +35,9 @@ def memory_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
-def cpu_seconds(pid: int, children: bool = False) -> float:
-    """User plus system CPU time a process has used so far; with ``children``, that of the
-    children it has reaped too."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(f) for f in fields[11 : 15 if children else 13])
-    return ticks / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far."""
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text(), children=False)
 
 
 def postgres_cpu_seconds() -> float:
@@ -48,10 +45,19 @@ def postgres_cpu_seconds() -> float:
     (the postmaster holds theirs): its backends serve the worker, the API and the bench alike."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError):
-            if stat.read_text().split(" ", 2)[1] == "(postgres)":
-                total += cpu_seconds(int(stat.parent.name), children=True)
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            if text.split(" ", 2)[1] == "(postgres)":
+                total += _stat_cpu_seconds(text, children=True)
     return total
+
+
+def _stat_cpu_seconds(stat: str, children: bool) -> float:
+    """Seconds of utime and stime from a /proc stat line; with ``children``, also the
+    cutime and cstime of the children the process has reaped."""
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11 : 15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

@@ -132,13 +132,11 @@ def re_entry_refusal(
 
 # Built once, as every start runs them: building a statement costs more than running it.
 _LOCK = select(func.pg_try_advisory_xact_lock(func.hashtext(bindparam("workflow_id"))))
+_ENTRIES = Enrollment.__table__.c
 _LATEST_ENTRY = (
-    select(Enrollment.__table__.c.status, Enrollment.__table__.c.started_at)
-    .where(
-        Enrollment.__table__.c.workflow_id == bindparam("workflow_id"),
-        Enrollment.__table__.c.status != "skipped",
-    )
-    .order_by(Enrollment.__table__.c.started_at.desc())
+    select(_ENTRIES.status, _ENTRIES.started_at)
+    .where(_ENTRIES.workflow_id == bindparam("workflow_id"), _ENTRIES.status != "skipped")
+    .order_by(_ENTRIES.started_at.desc())
     .limit(1)
 )
 
