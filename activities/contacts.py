@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from sqlalchemy.orm import Session
 from temporalio import activity
 
+from activities import progress
 from activities.types import (
     BEGIN_ENROLLMENT,
     LOAD_CONDITION_DATA,
@@ -16,7 +16,6 @@ from activities.types import (
     BeginEnrollmentInput,
     BeginEnrollmentResult,
     ConditionData,
-    EnrollmentRef,
     LoadConditionDataInput,
     RecordProgressInput,
     UpdateContactInput,
@@ -55,7 +54,7 @@ class ContactActivities:
             contact = contacts_store.load_snapshot(connection, request.contact_id)
             enrollments_store.write_progress(
                 connection,
-                **_ref(request),
+                **progress.ref(request),
                 correlation=request.correlation,
                 started_at=request.started_at,
                 entries=request.entries,
@@ -68,22 +67,7 @@ class ContactActivities:
 
     @activity.defn(name=RECORD_PROGRESS)
     async def record_progress(self, request: RecordProgressInput) -> None:
-        await asyncio.to_thread(self._record, request)
-
-    def _record(self, request: RecordProgressInput) -> None:
-        started = request.entries[0].at if request.entries else activity.info().started_time
-        with self._db.connection() as connection:
-            enrollments_store.write_progress(
-                connection,
-                **_ref(request),
-                correlation=None,
-                started_at=started,
-                entries=request.entries,
-                status=request.status,
-                step=request.step,
-                variant=request.variant,
-                reason=request.reason,
-            )
+        await asyncio.to_thread(progress.record, self._db, request)
 
     @activity.defn(name=LOAD_CONDITION_DATA)
     async def load_condition_data(self, request: LoadConditionDataInput) -> ConditionData:
@@ -116,13 +100,3 @@ class ContactActivities:
                 session, request.contact_id, request.update, request.operation_key
             )
             return contacts_store.snapshot(contact)
-
-
-def _ref(ref: EnrollmentRef) -> dict[str, Any]:
-    return {
-        "enrollment_id": ref.enrollment_id,
-        "workflow_id": ref.workflow_id,
-        "journey_key": ref.journey_key,
-        "version": ref.version,
-        "contact_id": ref.contact_id,
-    }

@@ -8,6 +8,9 @@ retry calls again. An outcome nobody can know (``OutcomeUnknown``, or a crash th
 step counts it as sent ("outcome unknown"); a delivery webhook carrying our id moves it on.
 ``resend_unconfirmed_after_seconds`` opts in to sending such a message again when no webhook
 confirmed it within that time (at least once instead of at most once).
+
+A send that only an exit follows carries the run's end (``RunEnd``), recorded here once the
+message is settled, so the run closes without a progress write of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import send_guards
+from activities import progress, send_guards
 from activities.providers.base import (
     NotAccepted,
     OutcomeUnknown,
@@ -33,7 +36,12 @@ from activities.providers.base import (
     Provider,
     Receipt,
 )
-from activities.types import SEND_MESSAGE, SendMessageInput, SendMessageResult
+from activities.types import (
+    RUN_ENDING_SENDS,
+    SEND_MESSAGE,
+    SendMessageInput,
+    SendMessageResult,
+)
 from journeys.rendering import RenderError, render
 from journeys.settings import Settings
 from store import contacts as contacts_store
@@ -203,7 +211,16 @@ class SendActivities:
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendMessageInput) -> SendMessageResult:
         async with _heartbeating():
-            return await self._send(request)
+            result = await self._send(request)
+            end = request.run_end
+            if end is None or result.status not in RUN_ENDING_SENDS:
+                return result
+            # After the message's own commit: a retry finds the message settled and writes
+            # this again, which adds nothing (the progress write is keyed; the rows keep the
+            # first attempt's moment, the run's trace that of the attempt it heard from).
+            at = activity.info().started_time
+            await asyncio.to_thread(progress.record, self._db, end.progress(result, at))
+            return result.model_copy(update={"run_ended_at": at})
 
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         provider = self._providers[request.channel]

@@ -65,6 +65,46 @@ class UpdateContactInput(BaseModel):
     update: Update
 
 
+class RunEnd(EnrollmentRef):
+    """How the run ends if its last send goes out (sent or skipped) and nothing interrupts it.
+
+    The send activity records it right after the message, so the run closes without a local
+    activity of its own. Both sides build the entries here, so the database and the run's own
+    trace say the same, at the moment the activity gives (the attempt that sent)."""
+
+    earlier: list[TraceEntry] = Field(description="The run's entries not recorded yet.")
+    seq: int = Field(description="Of the send's own entry; the exit's entries follow it.")
+    step: str = Field(description="The send step.")
+    exit_step: str | None = Field(description="The exit step after the send, if there is one.")
+    variant: str | None
+    reason: str | None
+
+    def entries(self, result: SendMessageResult, at: datetime) -> list[TraceEntry]:
+        """The entries after ``earlier``: the send's outcome, the exit entered, completed."""
+        kinds = [(self.step, result.status, result.reason)]
+        if self.exit_step is not None:
+            kinds.append((self.exit_step, "entered", None))
+        kinds.append((None, "completed", self.reason))
+        return [
+            TraceEntry(seq=self.seq + n, at=at, step=step, kind=kind, detail=detail)
+            for n, (step, kind, detail) in enumerate(kinds)
+        ]
+
+    def progress(self, result: SendMessageResult, at: datetime) -> RecordProgressInput:
+        return RecordProgressInput(
+            **self.model_dump(include=set(EnrollmentRef.model_fields)),
+            entries=[*self.earlier, *self.entries(result, at)],
+            status="completed",
+            step=None,
+            variant=self.variant,
+            reason=self.reason,
+        )
+
+
+RUN_ENDING_SENDS = ("sent", "skipped")
+"""Outcomes after which a send step goes on to the step after it (a failure may not)."""
+
+
 class SendMessageInput(BaseModel):
     idempotency_key: str
     message_id: str
@@ -83,6 +123,9 @@ class SendMessageInput(BaseModel):
         "(None in histories recorded before caps existed: the activity's clock then).",
     )
     if_capped: Literal["defer", "skip"] = "defer"
+    run_end: RunEnd | None = Field(
+        default=None, description="Set when nothing but an exit follows this send."
+    )
 
 
 class SendMessageResult(BaseModel):
@@ -91,6 +134,13 @@ class SendMessageResult(BaseModel):
     reason: str | None = None
     until: datetime | None = Field(
         default=None, description="For a deferred send: the next moment it is allowed."
+    )
+    run_ended_at: datetime | None = Field(
+        default=None,
+        description="Set when the activity recorded the input's ``run_end``, to the moment its "
+        "entries carry (Temporal's clock: when the attempt that settled the send started): the "
+        "run closes as recorded. None from workers older than the field, which leave the end "
+        "to the run.",
     )
 
 

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         EnterJourneyResult,
         LoadConditionDataInput,
         RecordProgressInput,
+        RunEnd,
         SendMessageInput,
         SendMessageResult,
         UpdateContactInput,
@@ -71,12 +72,17 @@ class _Suspend:
     """A handler's answer when the run must continue as new before the step is done."""
 
 
+class _Ended:
+    """A send step's answer when its activity recorded the run's end (``RunEnd``)."""
+
+
 SUSPEND = _Suspend()
+ENDED = _Ended()
 # Waits shorter than this neither record progress nor move the search attributes before they
 # begin (one local activity and an upsert less): they are over before anyone could look.
 SHORT_WAIT = timedelta(seconds=5)
 SHORT_WAIT_PATCH = "short-waits-skip-bookkeeping"
-Next = str | None | _Suspend
+Next = str | None | _Suspend | _Ended
 
 
 def _when(moment: datetime) -> str:
@@ -120,6 +126,8 @@ class JourneyWorkflow:
                 await self._continue_as_new()
             step = self._steps[self._s.step]
             following = await getattr(self, "_" + type(step).__name__)(step)
+            if isinstance(following, _Ended):
+                break
             if isinstance(following, _Suspend):
                 if self._migration is not None:
                     continue
@@ -160,8 +168,9 @@ class JourneyWorkflow:
         return None
 
     async def _end(self, status: str, reason: str | None) -> JourneyResult:
+        recorded = status == self._s.status  # by the run's last send (``RunEnd``)
         self._s.status, self._s.reason = status, reason
-        if status != "skipped":
+        if status != "skipped" and not recorded:
             self._trace(self._s.step, status, reason)
             await self._flush()
         workflow.upsert_search_attributes([sa.STATUS.value_set(status)])
@@ -263,7 +272,8 @@ class JourneyWorkflow:
         message_id = "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
         self._s.messages[step.id] = message_id
         while True:
-            result = await self._send(step, key, message_id)
+            end = self._planned_end(step)
+            result = await self._send(step, key, message_id, end)
             if result.status != "deferred":
                 break
             assert result.until is not None
@@ -277,6 +287,10 @@ class JourneyWorkflow:
                 return None
             self._s.deadline = None
         self._s.pending_send = None
+        if result.run_ended_at is not None:
+            assert end is not None
+            self._ended_with(end, result, result.run_ended_at)
+            return ENDED
         if result.status == "failed":
             self._trace(step.id, "failed", result.reason)
             if step.on_failure:
@@ -287,7 +301,37 @@ class JourneyWorkflow:
         self._trace(step.id, result.status, result.reason)
         return self._after(step)
 
-    async def _send(self, step: SendStep, key: str, message_id: str) -> SendMessageResult:
+    def _planned_end(self, step: SendStep) -> RunEnd | None:
+        """The run's end if this send goes out, when only an exit (or nothing) follows it:
+        the send records it, and the run closes without a local activity after it."""
+        following = self._after(step)
+        exit_step = self._steps[following] if following is not None else None
+        if exit_step is not None and not isinstance(exit_step, ExitStep):
+            return None
+        return RunEnd(
+            **self._ref(),
+            earlier=list(self._s.unrecorded),
+            seq=self._s.trace_seq + 1,
+            step=step.id,
+            exit_step=following,
+            variant=self._s.variant,
+            reason=exit_step.exit.reason if exit_step is not None else self._s.reason,
+        )
+
+    def _ended_with(self, end: RunEnd, result: SendMessageResult, at: datetime) -> None:
+        """The run as the send recorded it: its entries, completed. An interrupt that came
+        during the send still ends it as that (converted, exited), recorded after these."""
+        self._s.unrecorded = []
+        for entry in end.entries(result, at):
+            self._keep(entry)
+        self._s.status, self._s.step, self._s.reason = "completed", None, end.reason
+        if self._migration is not None:
+            # Too late to move: ``migrate`` answers that the run ended.
+            self._migration, self._migrated_to = None, None
+
+    async def _send(
+        self, step: SendStep, key: str, message_id: str, end: RunEnd | None
+    ) -> SendMessageResult:
         send = step.send
         self._show(step.id, f"sending {send.channel} {send.template} on step {step.id}", None)
         return await workflow.execute_activity(
@@ -306,6 +350,7 @@ class JourneyWorkflow:
                 trigger=self._input.trigger,
                 now=workflow.now(),
                 if_capped=send.if_capped,
+                run_end=end,
             ),
             result_type=SendMessageResult,
             start_to_close_timeout=OPTIONS.send_timeout,
@@ -477,10 +522,12 @@ class JourneyWorkflow:
         self._migration = request
         await workflow.wait_condition(lambda: self._migration is None)
         if self._migrated_to is None:
-            raise ApplicationError(
-                f"the run moved on to step {self._s.step!r}, which the mapping does not name",
-                type="MigrationRejected",
+            where = (
+                f"moved on to step {self._s.step!r}, which the mapping does not name"
+                if self._s.status == "running"
+                else f"{self._s.status} before it could move"
             )
+            raise ApplicationError(f"the run {where}", type="MigrationRejected")
         return self._migrated_to
 
     @migrate.validator
@@ -559,13 +606,16 @@ class JourneyWorkflow:
     # --- bookkeeping ------------------------------------------------------------------------
 
     def _trace(self, step_id: str | None, kind: str, detail: str | None = None) -> None:
-        self._s.trace_seq += 1
         entry = TraceEntry(
-            seq=self._s.trace_seq, at=workflow.now(), step=step_id, kind=kind, detail=detail
+            seq=self._s.trace_seq + 1, at=workflow.now(), step=step_id, kind=kind, detail=detail
         )
+        self._keep(entry)
+        self._s.unrecorded.append(entry)
+
+    def _keep(self, entry: TraceEntry) -> None:
+        self._s.trace_seq = entry.seq
         self._s.trace.append(entry)
         del self._s.trace[:-TRACE_LIMIT]
-        self._s.unrecorded.append(entry)
 
     async def _flush(self) -> None:
         entries = list(self._s.unrecorded)

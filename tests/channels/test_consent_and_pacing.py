@@ -139,6 +139,8 @@ async def test_a_third_email_in_a_day_under_a_cap_of_2_waits_for_the_next_day(
     assert len(fake_providers.accepted("sendgrid")) == 3
     rows = h.messages(engine_db, contact)
     assert [row.status for row in rows] == ["sent", "sent", "sent"]
+    # The last send recorded the end, with the entries of its deferral before it.
+    assert h.assert_recorded(engine_db, view).status == "completed"
 
 
 async def test_a_capped_step_that_says_skip_is_skipped(

@@ -150,12 +150,18 @@ async def _all_runs_complete(
         async with limit:
             return (await client.get_workflow_handle(workflow_id).describe()).status
 
-    statuses = await asyncio.gather(*(status(w) for w in workflow_ids))
-    not_done = {
-        w: s
-        for w, s in zip(workflow_ids, statuses, strict=True)
-        if s is None or s != WorkflowExecutionStatus.COMPLETED
-    }
+    # A run's last send records its end a workflow task before the run closes, so Temporal
+    # may need a moment more (longer if the worker died in between).
+    while True:
+        statuses = await asyncio.gather(*(status(w) for w in workflow_ids))
+        not_done = {
+            w: s
+            for w, s in zip(workflow_ids, statuses, strict=True)
+            if s is None or s != WorkflowExecutionStatus.COMPLETED
+        }
+        if not not_done or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
     assert not not_done, (
         f"{len(not_done)} of {count} runs are not COMPLETED in Temporal: "
         f"{dict(list(not_done.items())[:5])}"

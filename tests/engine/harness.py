@@ -18,13 +18,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from journeys.records import JourneyEvent, TraceEntry
 from journeys.spec import Journey
-from journeys.starter import EVENT_SIGNAL, start_run
+from journeys.starter import EVENT_SIGNAL, start_run, workflow_id
 from journeys.validation import parse_journey
 from store import contacts as contacts_store
 from store import journeys as journeys_store
 from store import templates as templates_store
 from store.db import Database
-from store.models import Enrollment, Message
+from store.models import Enrollment, Message, StepEvent
 from workflows.types import JourneyResult, RunView
 
 TASK_QUEUE = "journeys-test"
@@ -152,9 +152,22 @@ def messages(db: Database, contact_id: str) -> list[Message]:
         )
 
 
-def workflow_id_of(journey: Journey, contact_id: str, correlation: str | None = None) -> str:
-    from journeys.starter import workflow_id
+def assert_recorded(db: Database, view: RunView, correlation: str | None = None) -> Enrollment:
+    """The run's enrollment and funnel rows say what its trace says, entry for entry (the
+    contact's only entry into the journey); returns the enrollment."""
+    run_workflow_id = workflow_id(view.journey, view.contact_id, correlation)
+    with db.transaction() as session:
+        enrollment = session.scalars(
+            select(Enrollment).where(Enrollment.workflow_id == run_workflow_id)
+        ).one()
+        rows = session.scalars(select(StepEvent).where(StepEvent.enrollment_id == enrollment.id))
+        recorded = {(r.id.rsplit(":", 1)[1], r.step_id, r.kind, r.detail, r.at) for r in rows}
+    assert recorded == {(str(e.seq), e.step, e.kind, e.detail, e.at) for e in view.trace}
+    assert (enrollment.status, enrollment.current_step) == (view.status, view.step)
+    return enrollment
 
+
+def workflow_id_of(journey: Journey, contact_id: str, correlation: str | None = None) -> str:
     return workflow_id(journey.key, contact_id, correlation)
 
 

@@ -11,7 +11,7 @@ from journeys.records import JourneyEvent
 from journeys.spec import Journey
 from store import contacts as contacts_store
 from store.db import Database
-from store.models import Enrollment, StepEvent
+from store.models import Enrollment
 from tests.engine import harness as h
 from tests.engine.test_operator_visibility import SHORT_WAIT
 
@@ -49,9 +49,11 @@ def _admitted(history: object) -> bool:
     return b'"admission":{' in started.input.payloads[0].data
 
 
-async def test_an_entry_its_starter_admitted_records_everything_with_one_local_activity(
+async def test_an_entry_admitted_by_its_starter_and_closed_by_its_last_send_takes_no_local_activity(
     client: Client, engine_db: Database
 ):
+    """The starter records the entry, the last send (only an exit after it) records the end:
+    the run itself never writes, and the database holds its whole trace, to the moment."""
     h.template(engine_db, "short-hello", subject="Hello", text="Hello")
     version, journey = h.publish(engine_db, SHORT_WAIT.format(key=h.unique("admitted")))
     contact = h.contact(engine_db, plan="pro")
@@ -65,14 +67,15 @@ async def test_an_entry_its_starter_admitted_records_everything_with_one_local_a
     assert len(h.messages(engine_db, contact)) == 2
     history = await handle.fetch_history()
     assert _admitted(history)
-    assert _local_activities(history) == 1  # the progress at the end; no begin_enrollment
-    with engine_db.transaction() as session:
-        enrollment = session.query(Enrollment).filter_by(workflow_id=handle.id).one()
-        rows = session.query(StepEvent).filter_by(enrollment_id=enrollment.id).all()
+    assert _local_activities(history) == 0
+    enrollment = h.assert_recorded(engine_db, view)
     assert (enrollment.id, enrollment.status) == (handle.result_run_id, "completed")
-    recorded = sorted(((r.step_id, r.kind) for r in rows), key=str)
-    assert recorded == sorted(((e.step, e.kind) for e in view.trace), key=str)
-    assert ("hello", "entered") in recorded
+    assert enrollment.ended_at == view.trace[-1].at
+    assert [(e.step, e.kind) for e in view.trace[-3:]] == [
+        ("again", "sent"),
+        ("done", "entered"),
+        (None, "completed"),
+    ]
 
 
 async def test_a_contact_who_entered_before_is_left_to_the_run_which_skips_them(

@@ -1,0 +1,40 @@
+"""A run's progress written to its enrollment and funnel rows, by whichever activity carries it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import activity
+
+from activities.types import EnrollmentRef, RecordProgressInput
+from store import enrollments as enrollments_store
+from store.db import Database
+
+
+def record(db: Database, request: RecordProgressInput) -> None:
+    # The start time only matters when this write creates the row (no starter or
+    # begin_enrollment wrote it first).
+    started = request.entries[0].at if request.entries else activity.info().started_time
+    with db.connection() as connection:
+        enrollments_store.write_progress(
+            connection,
+            **ref(request),
+            correlation=None,
+            started_at=started,
+            entries=request.entries,
+            status=request.status,
+            step=request.step,
+            variant=request.variant,
+            reason=request.reason,
+        )
+
+
+def ref(request: EnrollmentRef) -> dict[str, Any]:
+    """The enrollment's key fields, as ``write_progress`` takes them."""
+    return {
+        "enrollment_id": request.enrollment_id,
+        "workflow_id": request.workflow_id,
+        "journey_key": request.journey_key,
+        "version": request.version,
+        "contact_id": request.contact_id,
+    }
