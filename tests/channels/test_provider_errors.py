@@ -27,6 +27,8 @@ async def test_sendgrid_400_follows_on_failure(
         view, "failed"
     )
     assert len(fake_providers.of("sendgrid")) == 1  # permanent: never retried
+    # Not sent, so the run itself recorded its end (after the fallback), not the send.
+    assert h.assert_recorded(engine_db, view).status == "completed"
     [message] = h.messages(engine_db, contact)
     assert message.status == "failed"
 

@@ -118,6 +118,14 @@ async def record_history(handle: WorkflowHandle) -> None:
     (HISTORIES / f"{test}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
+def local_activities(history: Any) -> int:
+    """Local activities a run's history records (one marker each)."""
+    return sum(
+        e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        for e in history.events
+    )
+
+
 def at(view: RunView, kind: str) -> list[TraceEntry]:
     return [entry for entry in view.trace if entry.kind == kind]
 

@@ -37,13 +37,6 @@ async def _enter(
         )
 
 
-def _local_activities(history: object) -> int:
-    return sum(
-        e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-        for e in history.events  # type: ignore[attr-defined]
-    )
-
-
 def _admitted(history: object) -> bool:
     started = history.events[0].workflow_execution_started_event_attributes  # type: ignore[attr-defined]
     return b'"admission":{' in started.input.payloads[0].data
@@ -67,7 +60,7 @@ async def test_an_entry_admitted_by_its_starter_and_closed_by_its_last_send_take
     assert len(h.messages(engine_db, contact)) == 2
     history = await handle.fetch_history()
     assert _admitted(history)
-    assert _local_activities(history) == 0
+    assert h.local_activities(history) == 0
     enrollment = h.assert_recorded(engine_db, view)
     assert (enrollment.id, enrollment.status) == (handle.result_run_id, "completed")
     assert enrollment.ended_at == view.trace[-1].at
@@ -92,7 +85,7 @@ async def test_a_contact_who_entered_before_is_left_to_the_run_which_skips_them(
     assert (result.status, result.reason) == ("skipped", "re-entry: never (entered before)")
     history = await second.fetch_history()
     assert not _admitted(history)
-    assert _local_activities(history) == 1  # begin_enrollment, which refused
+    assert h.local_activities(history) == 1  # begin_enrollment, which refused
     assert len(h.messages(engine_db, contact)) == 2  # the first entry's two, nothing more
     with engine_db.transaction() as session:
         statuses = [e.status for e in session.query(Enrollment).filter_by(contact_id=contact)]

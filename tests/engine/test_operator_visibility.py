@@ -116,12 +116,7 @@ async def test_a_wait_of_a_second_records_its_progress_with_the_end_of_the_run(
     assert enrollment.ended_at is not None
     assert sorted(rows, key=str) == sorted(((e.step, e.kind) for e in view.trace), key=str)
     history = await handle.fetch_history()
-    local_activities = [
-        e
-        for e in history.events
-        if e.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
-    assert len(local_activities) == 1  # begin_enrollment; the last send recorded the end
+    assert h.local_activities(history) == 1  # begin_enrollment; the last send recorded the end
     # Decided by the run's input, not a patch: no marker, and no TemporalChangeVersion upsert
     # (a visibility write on the server) before the pause.
     markers = {e.marker_recorded_event_attributes.marker_name for e in history.events}
