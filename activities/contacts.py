@@ -54,7 +54,7 @@ class ContactActivities:
             contact = contacts_store.load_snapshot(connection, request.contact_id)
             enrollments_store.write_progress(
                 connection,
-                **progress.ref(request),
+                **request.ref(),
                 correlation=request.correlation,
                 started_at=request.started_at,
                 entries=request.entries,

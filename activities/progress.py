@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from temporalio import activity
 
-from activities.types import EnrollmentRef, RecordProgressInput
+from activities.types import RecordProgressInput
 from store import enrollments as enrollments_store
 from store.db import Database
 
@@ -18,7 +16,7 @@ def record(db: Database, request: RecordProgressInput) -> None:
     with db.connection() as connection:
         enrollments_store.write_progress(
             connection,
-            **ref(request),
+            **request.ref(),
             correlation=None,
             started_at=started,
             entries=request.entries,
@@ -27,14 +25,3 @@ def record(db: Database, request: RecordProgressInput) -> None:
             variant=request.variant,
             reason=request.reason,
         )
-
-
-def ref(request: EnrollmentRef) -> dict[str, Any]:
-    """The enrollment's key fields, as ``write_progress`` takes them."""
-    return {
-        "enrollment_id": request.enrollment_id,
-        "workflow_id": request.workflow_id,
-        "journey_key": request.journey_key,
-        "version": request.version,
-        "contact_id": request.contact_id,
-    }

@@ -26,6 +26,16 @@ class EnrollmentRef(BaseModel):
     version: int
     contact_id: str
 
+    def ref(self) -> dict[str, Any]:
+        """These key fields alone, as ``write_progress`` and the models built on them take them."""
+        return {
+            "enrollment_id": self.enrollment_id,
+            "workflow_id": self.workflow_id,
+            "journey_key": self.journey_key,
+            "version": self.version,
+            "contact_id": self.contact_id,
+        }
+
 
 class BeginEnrollmentInput(EnrollmentRef):
     correlation: str | None
@@ -92,7 +102,7 @@ class RunEnd(EnrollmentRef):
 
     def progress(self, result: SendMessageResult, at: datetime) -> RecordProgressInput:
         return RecordProgressInput(
-            **self.model_dump(include=set(EnrollmentRef.model_fields)),
+            **self.ref(),
             entries=[*self.earlier, *self.entries(result, at)],
             status="completed",
             step=None,
