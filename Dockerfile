@@ -4,15 +4,16 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY __init__.py plugin.py worker.py ./
 COPY journeys journeys
 COPY store store
 COPY workflows workflows
 COPY activities activities
 COPY api api
+COPY cli cli
 COPY migrations migrations
-COPY worker.py ./
-# A regular (not editable) install: migrations/ ships as package data, so `python -m store.migrate`
-# works from any directory.
+# A regular (not editable) install under the temporal_journeys namespace: migrations/ ships as
+# package data, so `python -m temporal_journeys.store.migrate` works from any directory.
 RUN pip install . && useradd --create-home journeys
 USER journeys
 WORKDIR /home/journeys

@@ -10,8 +10,9 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from journeys.plugin import JourneysPlugin
-from journeys.settings import Settings, get_settings
+from temporal_journeys.api.services import retention
+from temporal_journeys.journeys.settings import Settings, get_settings
+from temporal_journeys.plugin import JourneysPlugin
 
 
 def build_worker(
@@ -37,6 +38,8 @@ async def run_worker(
     client = await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace, plugins=[plugin]
     )
+    # The daily retention schedule, in line with this worker's settings (it runs here).
+    await retention.sync_logged(client, settings)
     worker = build_worker(client, settings, workflows=workflows)
     try:
         if stop is None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
-from sqlalchemy.orm import Session
 from temporalio import activity
 
-from activities import progress
-from activities.types import (
+from temporal_journeys.activities import progress
+from temporal_journeys.journeys.records import ContactSnapshot
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store import enrollments as enrollments_store
+from temporal_journeys.store import events as events_store
+from temporal_journeys.store import segments as segments_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.workflows.activity_types import (
     BEGIN_ENROLLMENT,
     LOAD_CONDITION_DATA,
     RECORD_PROGRESS,
@@ -20,11 +26,6 @@ from activities.types import (
     RecordProgressInput,
     UpdateContactInput,
 )
-from journeys.records import ContactSnapshot
-from store import contacts as contacts_store
-from store import enrollments as enrollments_store
-from store import events as events_store
-from store.db import Database
 
 
 class ContactActivities:
@@ -76,27 +77,43 @@ class ContactActivities:
     def _load(self, request: LoadConditionDataInput) -> ConditionData:
         with self._db.connection() as connection:
             contact = contacts_store.load_snapshot(connection, request.contact_id)
+            # Branches may ask `{segment: KEY}`: the memberships as of now, recorded with the rest.
+            segments = segments_store.keys_of(connection, request.contact_id)
+            contact = contact.model_copy(update={"segments": segments})
             counts: dict[str, int] = {}
-            if request.history:
-                with Session(bind=connection) as session:
-                    counts = {
-                        query.cache_key(): events_store.count(
-                            session,
-                            request.contact_id,
-                            query.event,
-                            request.now - query.within if query.within else None,
-                        )
-                        for query in request.history
-                    }
+            for query in request.history:
+                counts[query.cache_key()] = events_store.count(
+                    connection,
+                    request.contact_id,
+                    query.event,
+                    request.now - query.within if query.within else None,
+                )
             return ConditionData(contact=contact, history=counts)
 
     @activity.defn(name=UPDATE_CONTACT)
     async def update_contact(self, request: UpdateContactInput) -> ContactSnapshot:
-        return await asyncio.to_thread(self._update, request)
+        # The server's clock (the run's, under time skipping too): segment windows end there
+        # and the segment events carry it.
+        now = activity.info().current_attempt_scheduled_time
+        return await asyncio.to_thread(self._update, request, now)
 
-    def _update(self, request: UpdateContactInput) -> ContactSnapshot:
+    def _update(self, request: UpdateContactInput, now: datetime) -> ContactSnapshot:
         with self._db.transaction() as session:
             contact = contacts_store.apply_update(
                 session, request.contact_id, request.update, request.operation_key
+            )
+            # Segments the step can move the contact in or out of, in the write's transaction
+            # (as identify and track do): the contact is locked by apply_update, and a retry
+            # whose first attempt committed finds nothing left to change.
+            update = request.update
+            session.flush()
+            segments_store.react(
+                session,
+                profile={request.contact_id: set(update.attributes)},
+                events=(),
+                now=now,
+                state=[request.contact_id]
+                if update.add_tags or update.remove_tags or update.score
+                else (),
             )
             return contacts_store.snapshot(contact)

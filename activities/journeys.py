@@ -6,10 +6,14 @@ import asyncio
 
 from temporalio import activity
 
-from activities.types import ENTER_JOURNEY, EnterJourneyInput, EnterJourneyResult
-from journeys.starter import CannotEnroll, start_run
-from store import journeys as journeys_store
-from store.db import Database
+from temporal_journeys.store import journeys as journeys_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.workflows.activity_types import (
+    ENTER_JOURNEY,
+    EnterJourneyInput,
+    EnterJourneyResult,
+)
+from temporal_journeys.workflows.starter import CannotEnroll, start_run
 
 
 class JourneyActivities:

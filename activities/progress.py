@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.types import RecordProgressInput
-from store import enrollments as enrollments_store
-from store.db import Database
+from temporal_journeys.store import enrollments as enrollments_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.workflows.activity_types import RecordProgressInput
 
 
 def record(db: Database, request: RecordProgressInput) -> None:

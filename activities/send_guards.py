@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import ClassVar, Literal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from journeys.settings import Settings
-from journeys.timing import quiet_until
-from store import messages as messages_store
-from store.models import Contact, Message
+from temporal_journeys.journeys import topics
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.journeys.timing import quiet_until
+from temporal_journeys.store import devices as devices_store
+from temporal_journeys.store import messages as messages_store
+from temporal_journeys.store import topics as topics_store
+from temporal_journeys.store.models import Contact
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -36,6 +38,48 @@ class Verdict:
     status: Literal["skipped", "deferred"]
     reason: str
     until: datetime | None = None
+
+
+class Lookups:
+    """Where the rules read what the contact row does not hold: here one statement per send
+    and question. A batch of sends (a broadcast's page) passes a subclass that answers from
+    set-based reads made once for the whole batch, so both apply the same rules."""
+
+    def topic(self, send: SendContext) -> tuple[str | None, bool | None]:
+        """(the topic's type or None if it is not defined, the contact's choice or None)."""
+        assert send.topic is not None
+        return topics_store.type_and_choice(send.session, send.contact.id, send.topic)
+
+    def suppression(self, send: SendContext) -> str | None:
+        """Why ``send.address`` is suppressed on its channel, or None."""
+        assert send.address is not None
+        return messages_store.is_suppressed(send.session, send.channel, send.address)
+
+    def sent_times(self, send: SendContext) -> list[datetime | None]:
+        """``sent_at`` of the contact's other counted messages on the channel in the last day."""
+        return messages_store.sent_times(
+            send.session,
+            contact_id=send.contact.id,
+            channel=send.channel,
+            excluding=send.message_id,
+            statuses=COUNTED,
+            after=send.now - DAY,
+            until=send.now,
+        )
+
+    def has_device(self, send: SendContext) -> bool:
+        # A retry whose earlier attempt reached some devices has a message out already, even
+        # if FCM has unregistered every token since.
+        return bool(
+            devices_store.of_contact(send.session, send.contact.id)
+            or any(
+                row.outcome == "sent"
+                for row in devices_store.called(send.session, send.message_id).values()
+            )
+        )
+
+
+PER_SEND = Lookups()
 
 
 @dataclass(frozen=True)
@@ -50,6 +94,8 @@ class SendContext:
     message_id: str
     now: datetime
     if_capped: Literal["defer", "skip"] = "defer"
+    topic: str | None = None
+    lookups: Lookups = PER_SEND
 
 
 class SendRule(ABC):
@@ -67,7 +113,7 @@ class SendRule(ABC):
 
 class ValidAddress(SendRule):
     name = "address"
-    channels = frozenset({"email", "sms"})
+    channels = frozenset({"email", "sms", "whatsapp", "push"})
 
     def check(self, send: SendContext) -> Verdict | None:
         address = send.address
@@ -76,11 +122,13 @@ class ValidAddress(SendRule):
                 return Verdict("skipped", "no email address")
             if not EMAIL.match(address):
                 return Verdict("skipped", f"invalid email address {address!r}")
-        if send.channel == "sms":
+        if send.channel in ("sms", "whatsapp"):
             if not address:
                 return Verdict("skipped", "no phone number")
             if not PHONE.match(address):
                 return Verdict("skipped", f"invalid phone number {address!r} (E.164)")
+        if send.channel == "push" and not send.lookups.has_device(send):
+            return Verdict("skipped", "no push device registered")
         return None
 
 
@@ -93,14 +141,39 @@ class Subscribed(SendRule):
         return None
 
 
+def topic_verdict(session: Session, contact_id: str, topic: str | None) -> Verdict | None:
+    """``skipped`` with the reason when the contact is not subscribed to ``topic`` (their
+    choice, else the topic's opt-in/opt-out default); None for no topic or a subscriber.
+    Sends apply it through ``TopicSubscribed``."""
+    if topic is None:
+        return None
+    return _topic_verdict(topic, *topics_store.type_and_choice(session, contact_id, topic))
+
+
+def _topic_verdict(topic: str, topic_type: str | None, choice: bool | None) -> Verdict | None:
+    reason = topics.suppression_reason(topic, topic_type, choice)
+    return Verdict("skipped", reason) if reason else None
+
+
+class TopicSubscribed(SendRule):
+    """A send naming a topic goes only to the topic's subscribers, on every channel."""
+
+    name = "topic"
+
+    def check(self, send: SendContext) -> Verdict | None:
+        if send.topic is None:
+            return None
+        return _topic_verdict(send.topic, *send.lookups.topic(send))
+
+
 class NotSuppressed(SendRule):
     name = "suppression"
-    channels = frozenset({"email", "sms"})
+    channels = frozenset({"email", "sms", "whatsapp"})
 
     def check(self, send: SendContext) -> Verdict | None:
         if not send.address:
             return None
-        reason = messages_store.is_suppressed(send.session, send.channel, send.address)
+        reason = send.lookups.suppression(send)
         return Verdict("skipped", f"suppressed: {reason}") if reason else None
 
 
@@ -131,27 +204,17 @@ class ChannelQuietHours(SendRule):
 
 
 # Messages that went out or may have: from ``sending`` (a call under way, or a crash in one)
-# to ``bounced``. Pending, deferred and skipped never reached a provider; ``failed`` was
-# refused by it.
+# to ``bounced``; and those released by the guards whose call has not begun yet (``pending``
+# or ``deferred`` with ``sent_at`` set, which the send activity clears whenever it holds one
+# back, so a held message has none and the ``sent_at`` window leaves it out). Skipped never
+# reached a provider; ``failed`` was refused by it, or never rendered.
 _ORDER = messages_store.STATUS_ORDER
-COUNTED = list(_ORDER[_ORDER.index("sending") : _ORDER.index("bounced") + 1])
+COUNTED = ["pending", "deferred", *_ORDER[_ORDER.index("sending") : _ORDER.index("bounced") + 1]]
 
 
 def recent_sends(send: SendContext) -> list[datetime]:
     """``sent_at`` of this contact's messages on this channel in (now - 24 h, now], oldest first."""
-    rows = send.session.scalars(
-        select(Message.sent_at)
-        .where(
-            Message.contact_id == send.contact.id,
-            Message.channel == send.channel,
-            Message.id != send.message_id,
-            Message.status.in_(COUNTED),
-            Message.sent_at > send.now - DAY,
-            Message.sent_at <= send.now,
-        )
-        .order_by(Message.sent_at)
-    )
-    return [_aware(moment) for moment in rows if moment is not None]
+    return [_aware(moment) for moment in send.lookups.sent_times(send) if moment is not None]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -181,6 +244,7 @@ class FrequencyCap(SendRule):
 POLICY: tuple[SendRule, ...] = (
     ValidAddress(),
     Subscribed(),
+    TopicSubscribed(),
     NotSuppressed(),
     ChannelQuietHours(),
     FrequencyCap(),

@@ -33,13 +33,12 @@ class BodyLimit:
                 await _refuse(send, 413, f"request body over {self.max_bytes} bytes")
                 return
         if headers.get(b"content-encoding", b"").lower() == b"gzip":
-            inflater = zlib.decompressobj(wbits=31)
             try:
-                body = inflater.decompress(body, self.max_bytes + 1)
+                body = inflate(body, self.max_bytes)
             except zlib.error:
-                await _refuse(send, 400, "the body is not valid gzip")
+                await _refuse(send, 400, "Content-Encoding: the body is not valid gzip")
                 return
-            if len(body) > self.max_bytes or inflater.unconsumed_tail:
+            except OverflowError:
                 await _refuse(send, 413, f"inflated request body over {self.max_bytes} bytes")
                 return
             scope = {
@@ -61,6 +60,27 @@ class BodyLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def inflate(body: bytes, max_bytes: int) -> bytes:
+    """Every member of a gzip body (a concatenation of gzip streams is one gzip file, and some
+    clients write one member per flush), inflated; never more than ``max_bytes`` of output is
+    produced, so a bomb costs no more than the limit. Raises ``zlib.error`` for bytes that are
+    not gzip or end mid-member, ``OverflowError`` past the limit."""
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while rest:
+        inflater = zlib.decompressobj(wbits=31)
+        part = inflater.decompress(rest, max_bytes + 1 - size)
+        size += len(part)
+        if size > max_bytes or inflater.unconsumed_tail:
+            raise OverflowError(max_bytes)
+        if not inflater.eof:
+            raise zlib.error("the last gzip member is cut short")
+        parts.append(part)
+        rest = inflater.unused_data
+    return b"".join(parts)
 
 
 async def _refuse(send: Any, status: int, detail: str) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from temporalio.service import RPCError, RPCStatusCode
 
-from journeys.validation import SpecInvalid, json_path
+from temporal_journeys.journeys.validation import SpecInvalid, json_path
 
 
 class NotFound(Exception):
@@ -25,6 +25,19 @@ class Conflict(Exception):
 
 class TooLarge(Exception):
     pass
+
+
+class Unrenderable(Exception):
+    """A template that does not render for the data given: each problem names the template's
+    part (``$.text``), the line and column in it and, when one is to blame, the variable."""
+
+    def __init__(self, problems: list[dict[str, object]]) -> None:
+        super().__init__("; ".join(str(p["message"]) for p in problems))
+        self.problems = problems
+
+
+class ProviderRefused(Exception):
+    """A provider refused a test send, or its answer never came: the message row says which."""
 
 
 UNREACHABLE = "the database is unreachable; try again shortly"
@@ -51,6 +64,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TooLarge)
     async def too_large(_: Request, exc: TooLarge) -> JSONResponse:
         return _problem(413, str(exc))
+
+    @app.exception_handler(Unrenderable)
+    async def unrenderable(_: Request, exc: Unrenderable) -> JSONResponse:
+        return _problem(422, exc.problems)
+
+    @app.exception_handler(ProviderRefused)
+    async def provider_refused(_: Request, exc: ProviderRefused) -> JSONResponse:
+        return _problem(502, str(exc))
 
     @app.exception_handler(SpecInvalid)
     async def spec_invalid(_: Request, exc: SpecInvalid) -> JSONResponse:

@@ -7,16 +7,23 @@ import logging
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
-from journeys.settings import Settings
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.workflows.codec import ContactKeys, data_converter
 
 log = logging.getLogger("journeys.api.temporal")
 
 
 class TemporalConnection:
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client | None = None,
+        *,
+        contact_keys: ContactKeys | None = None,
+    ) -> None:
         self._settings = settings
+        self._contact_keys = contact_keys
         self.client = client
         self._task: asyncio.Task[None] | None = None
 
@@ -31,7 +38,7 @@ class TemporalConnection:
                 self.client = await Client.connect(
                     self._settings.temporal_address,
                     namespace=self._settings.temporal_namespace,
-                    data_converter=pydantic_data_converter,
+                    data_converter=data_converter(self._settings, self._contact_keys),
                 )
             except Exception as exc:  # any failure to connect: try again later
                 log.warning(

@@ -16,7 +16,7 @@ import time
 from temporalio.client import Client
 
 from bench import stack
-from journeys.devserver import SQLITE_PRAGMAS
+from temporal_journeys.cli.devserver import SQLITE_PRAGMAS
 
 SETTINGS = {
     "SQLite defaults (rollback journal, synchronous=FULL)": [""],

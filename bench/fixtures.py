@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from journeys.validation import parse_journey
-from store import journeys as journeys_store
-from store import keys
-from store import templates as templates_store
-from store.db import Database
-from store.models import Contact, Enrollment, OutboxEntry, StepEvent
+from temporal_journeys.journeys.validation import parse_journey
+from temporal_journeys.store import journeys as journeys_store
+from temporal_journeys.store import keys
+from temporal_journeys.store import templates as templates_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Contact, Enrollment, OutboxEntry, StepEvent
 
 
 def contacts(db: Database, ids: list[str], chunk: int = 5000) -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.types import (
+    from temporal_journeys.workflows.activity_types import (
         LOAD_CONDITION_DATA,
         SEND_MESSAGE,
         ConditionData,
@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
         SendMessageInput,
         SendMessageResult,
     )
-    from workflows.options import DEFAULT as OPTIONS
+    from temporal_journeys.workflows.options import DEFAULT as OPTIONS
 
 
 @activity.defn(name="bench.send")

@@ -27,7 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench import fixtures, stack
 from bench.throughput import Progress
-from store.db import Database
+from temporal_journeys.store.db import Database
 
 QUEUE = "bench-scale"
 JOURNEY = {

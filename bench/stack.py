@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from journeys.devserver import SQLITE_PRAGMAS, start_dev_server, stop, wait_for_port
-from store.migrate import upgrade
+from temporal_journeys.cli.devserver import SQLITE_PRAGMAS, start_dev_server, stop, wait_for_port
+from temporal_journeys.store.migrate import upgrade
 from tests.support.postgres import DEFAULT_URL, fresh_database
 
 SERVER_URL = os.environ.get("JOURNEYS_TEST_POSTGRES_URL", DEFAULT_URL)
@@ -98,6 +101,8 @@ def database() -> Iterator[str]:
 def settings_env(url: str, temporal: str, task_queue: str, **more: str) -> dict[str, str]:
     return {
         **os.environ,
+        # The API refuses to start without a secret for its unsubscribe links: one per run.
+        "JOURNEYS_SECRET_KEY": secrets.token_hex(32),
         "JOURNEYS_DATABASE_URL": url,
         "JOURNEYS_TEMPORAL_ADDRESS": temporal,
         "JOURNEYS_TASK_QUEUE": task_queue,
@@ -115,21 +120,45 @@ def worker(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         assert process.stdout is not None
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("the bench worker did not start")
+        # Drained from then on, to stderr: the SDK core writes its warnings (workflow tasks
+        # over 5 s, ...) to stdout, and once 64 KiB of them filled an unread pipe the worker's
+        # workflow thread blocked on the write for good (bench.scale_out, under load).
+        threading.Thread(target=_forward, args=(process.stdout,), daemon=True).start()
         yield process
     finally:
         _end(process)
 
 
+def _forward(stream: IO[str]) -> None:
+    for line in stream:
+        sys.stderr.write(line)
+
+
 @contextlib.contextmanager
 def api(env: dict[str, str]) -> Iterator[str]:
     """uvicorn with the API (and its outbox relay); yields its base URL."""
+    with api_process(env) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def api_process(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As ``api``, with the process too (its CPU is measured by ``bench.scale_out``)."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--factory", "api.app:app", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "temporal_journeys.api.app:app",
+        "--port",
+        str(port),
+    ]
     command += ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
     process = subprocess.Popen(command, env=env)
     try:
         wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
         _end(process)
 

@@ -1,7 +1,8 @@
 """Contacts through a reference journey per second, against a minimal hand-written workflow,
 and event-to-signal latency through the API and its outbox relay at half of capacity.
 
-    .venv/bin/python -m bench.throughput [--contacts 2000] [--rounds 3] [--no-sandbox] [--quick]
+    .venv/bin/python -m bench.throughput [--contacts 2000] [--rounds 3] [--no-sandbox]
+        [--encryption] [--quick]
 
 One Temporal dev server (SQLite file, free port), one Postgres database and one worker process
 (``worker.build_worker`` with JourneysPlugin and the console provider, plus the reference
@@ -10,31 +11,43 @@ send, 1 s wait, branch on the contact, send, exit; the reference does the same a
 timer without the interpreter. Each round runs the sides in halves, minimal, journey, journey,
 minimal, so drift on the shared machine falls on both. Prints both rates and their ratio
 (goal >= 0.8): with ``--rounds``, the median of the rounds' ratios.
+
+With ``--encryption`` a second worker process with a throwaway ``JOURNEYS_ENCRYPTION_KEYS``
+polls its own task queue, and a second client with the same keys starts its runs: both sides
+run once without the payload codec and once with it in every round (halves in the order
+minimal, journey unencrypted, journey, minimal encrypted, then back), and the journey's
+encrypted rate against its unencrypted one is the cost of encryption (goal < 10%).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import json
+import secrets
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench import fixtures, stack
-from journeys.admission import start_entry
-from journeys.starter import workflow_id
-from store import contacts as contacts_store
-from store.db import Database
+from temporal_journeys.api.services.admission import start_entry
+from temporal_journeys.journeys.settings import ENCRYPTION_KEY_BYTES, ENCRYPTION_KEYS, Settings
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store.contact_keys import keyring
+from temporal_journeys.store.db import Database
+from temporal_journeys.workflows.codec import data_converter
+from temporal_journeys.workflows.starter import workflow_id
 
 QUEUE = "bench-throughput"
+PLAIN, ENCRYPTED = "unencrypted", "encrypted"
 REFERENCE = {
     "key": "bench-reference",
     "name": "Throughput reference",
@@ -102,6 +115,10 @@ class Side:
     def rate(self) -> float:
         return self.contacts / self.seconds
 
+    def cpu_total_ms(self) -> float:
+        """CPU milliseconds per contact of every process measured, together."""
+        return 1000 * sum(self.cpu.values()) / self.contacts
+
     def cpu_ms(self) -> str:
         return ", ".join(f"{name} {1000 * t / self.contacts:.0f}" for name, t in self.cpu.items())
 
@@ -146,59 +163,128 @@ async def run_all(
         side.cpu[name] = side.cpu.get(name, 0.0) + seconds - before[name]
 
 
-async def throughput(
-    client: Client, db: Database, n: int, rounds: int, pids: dict[str, int]
-) -> tuple[float, float, float]:
-    """Median journey rate, median minimal rate and median of the rounds' ratios.
+@dataclass(frozen=True)
+class Setup:
+    """One worker process and the client that starts its runs, with encryption or without;
+    both start on the same dev server and database."""
 
-    Each round runs the two sides in halves, minimal-journey-journey-minimal, so both see the
-    same database and history sizes and a drift of the shared machine during the round
-    (another tenant, a checkpoint, a growing table) falls on both alike."""
+    name: str
+    client: Client
+    task_queue: str
+    pids: dict[str, int]
+
+
+@dataclass
+class Round:
+    """One round's rate and CPU milliseconds per contact (every process together) per
+    (setup, side), e.g. ``("encrypted", "journey")``."""
+
+    rates: dict[tuple[str, str], float]
+    cpu: dict[tuple[str, str], float]
+
+    def ratio(self, setup: str) -> float:
+        return self.rates[setup, "journey"] / self.rates[setup, "minimal"]
+
+    def cost(self, side: str) -> float:
+        """Share of the side's unencrypted rate that encryption takes (0.05: 5% slower)."""
+        return 1 - self.rates[ENCRYPTED, side] / self.rates[PLAIN, side]
+
+    def cpu_cost(self, side: str) -> float:
+        """The same by CPU per contact (0.05: 5% more), steadier than rates on a busy machine."""
+        return self.cpu[ENCRYPTED, side] / self.cpu[PLAIN, side] - 1
+
+
+def order(setups: list[str]) -> list[tuple[str, str]]:
+    """The (setup, side) halves of one round: a palindrome, so a drift of the shared machine
+    during the round falls on every pair alike. One setup: minimal, journey, journey, minimal;
+    two: minimal, journey (plain), journey, minimal (encrypted), then back."""
+    forward = []
+    for n, setup in enumerate(setups):
+        sides = ("minimal", "journey") if n % 2 == 0 else ("journey", "minimal")
+        forward += [(setup, side) for side in sides]
+    return forward + forward[::-1]
+
+
+async def throughput(setups: list[Setup], db: Database, n: int, rounds: int) -> list[Round]:
+    """Each round runs ``n`` contacts per setup and side, in the halves ``order`` gives, so
+    both sides (and both setups) see the same database and history sizes."""
     version, journey = fixtures.journey(db, REFERENCE)
-    journeys, minimals, ratios = [], [], []
+    results = []
     for round_ in range(rounds):
         tag = uuid.uuid4().hex[:6]
-        minimal_ids = [f"m{round_}-{tag}-{i}" for i in range(n)]
-        journey_ids = [f"j{round_}-{tag}-{i}" for i in range(n)]
-        fixtures.contacts(db, minimal_ids + journey_ids)
+        ids = {
+            (setup.name, side): [f"{side[0]}{round_}-{tag}-{setup.name[0]}-{i}" for i in range(n)]
+            for setup in setups
+            for side in ("minimal", "journey")
+        }
+        fixtures.contacts(db, [i for chunk in ids.values() for i in chunk])
+        by_name = {setup.name: setup for setup in setups}
 
-        async def minimal(contact_id: str) -> WorkflowHandle:
-            return await client.start_workflow(
-                "MinimalReference", contact_id, id=f"minimal/{contact_id}", task_queue=QUEUE
-            )
-
-        async def journey_run(contact_id: str) -> WorkflowHandle:
-            # As the enroll API does: the entry admitted in the starter's own transaction.
-            async with db.held_connection() as connection:
-                return await start_entry(
-                    client,
-                    connection,
-                    journey=journey,
-                    version=version,
-                    contact=contacts_store.load_snapshot(connection, contact_id),
-                    task_queue=QUEUE,
+        def starter(setup: Setup, side: str) -> Callable[[str], Awaitable[WorkflowHandle]]:
+            async def minimal(contact_id: str) -> WorkflowHandle:
+                return await setup.client.start_workflow(
+                    "MinimalReference",
+                    contact_id,
+                    id=f"minimal/{contact_id}",
+                    task_queue=setup.task_queue,
                 )
 
+            async def journey_run(contact_id: str) -> WorkflowHandle:
+                # As the enroll API does: the entry admitted in the starter's own transaction.
+                async with db.held_connection() as connection:
+                    return await start_entry(
+                        setup.client,
+                        connection,
+                        journey=journey,
+                        version=version,
+                        contact=contacts_store.load_snapshot(connection, contact_id),
+                        task_queue=setup.task_queue,
+                    )
+
+            return minimal if side == "minimal" else journey_run
+
         half = n // 2
-        sides = {"minimal": Side(), "journey": Side()}
-        for label, ids, start in (
-            ("minimal", minimal_ids[:half], minimal),
-            ("journey", journey_ids[:half], journey_run),
-            ("journey", journey_ids[half:], journey_run),
-            ("minimal", minimal_ids[half:], minimal),
-        ):
-            await run_all(sides[label], label, ids, start, pids)
-        for label, side in sides.items():
+        sides = {key: Side() for key in ids}
+        seen: set[tuple[str, str]] = set()
+        for key in order([setup.name for setup in setups]):
+            first = key not in seen
+            seen.add(key)
+            chunk = ids[key][:half] if first else ids[key][half:]
+            setup = by_name[key[0]]
+            label = key[1] if len(setups) == 1 else f"{key[1]} ({key[0]})"
+            await run_all(sides[key], label, chunk, starter(setup, key[1]), setup.pids)
+        for (setup_name, side_name), side in sides.items():
+            label = side_name if len(setups) == 1 else f"{side_name} ({setup_name})"
             print(f"  {label}: CPU ms per contact: {side.cpu_ms()}", flush=True)
-        minimals.append(sides["minimal"].rate)
-        journeys.append(sides["journey"].rate)
-        ratios.append(journeys[-1] / minimals[-1])
-        print(
-            f"round {round_ + 1}: minimal {minimals[-1]:.1f}/s, journey {journeys[-1]:.1f}/s, "
-            f"ratio {ratios[-1]:.2f}",
-            flush=True,
+        results.append(
+            Round(
+                {key: side.rate for key, side in sides.items()},
+                {key: side.cpu_total_ms() for key, side in sides.items()},
+            )
         )
-    return statistics.median(journeys), statistics.median(minimals), statistics.median(ratios)
+        print(f"round {round_ + 1}: {describe(results[-1])}", flush=True)
+    return results
+
+
+def describe(round_: Round) -> str:
+    parts = []
+    for setup in (PLAIN, ENCRYPTED):
+        if (setup, "journey") not in round_.rates:
+            continue
+        prefix = "" if setup == PLAIN else "encrypted: "
+        parts.append(
+            f"{prefix}minimal {round_.rates[setup, 'minimal']:.1f}/s, "
+            f"journey {round_.rates[setup, 'journey']:.1f}/s, ratio {round_.ratio(setup):.2f}"
+        )
+    if (ENCRYPTED, "journey") in round_.rates:
+        parts.append(
+            f"encryption costs the journey {100 * round_.cost('journey'):.1f}% "
+            f"(minimal {100 * round_.cost('minimal'):.1f}%), CPU per contact "
+            f"{round_.cpu[PLAIN, 'journey']:.0f} -> {round_.cpu[ENCRYPTED, 'journey']:.0f} ms "
+            f"({100 * round_.cpu_cost('journey'):+.1f}%; "
+            f"minimal {100 * round_.cpu_cost('minimal'):+.1f}%)"
+        )
+    return "; ".join(parts)
 
 
 async def _post(http: httpx.AsyncClient, key: dict[str, str], calls: list[dict]) -> float:
@@ -305,7 +391,7 @@ async def latency(
     )
 
 
-async def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=2000, help="contacts per side and round")
     parser.add_argument("--rounds", type=int, default=1)
@@ -317,31 +403,55 @@ async def main() -> None:
         help="run both workflows outside the SDK's sandbox (JOURNEYS_WORKFLOW_SANDBOX=false)",
     )
     parser.add_argument(
+        "--encryption",
+        action="store_true",
+        help="also run both sides with the payload codec (a second worker and client with a "
+        "throwaway JOURNEYS_ENCRYPTION_KEYS) and print what encryption costs",
+    )
+    parser.add_argument(
         "--sqlite-pragma",
         action="append",
         help="dev server SQLite pragma, e.g. synchronous=NORMAL (default: journeys.devserver's)",
     )
-    args = parser.parse_args()
-    n = 300 if args.quick else args.contacts
-    listeners, burst, seconds = (50, 500, 5) if args.quick else (200, 3000, 20)
+    return parser.parse_args(argv)
 
-    with stack.database() as url, stack.dev_server(args.sqlite_pragma) as server:
-        sandbox = {"workflow_sandbox": "false"} if args.no_sandbox else {}
-        env = stack.settings_env(url, server.address, QUEUE, **sandbox)
-        db = Database(url)
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        with stack.worker(env) as worker:
-            pids = {"worker": worker.pid, "temporal": server.pid}
-            journey_rate, minimal_rate, ratio = await throughput(client, db, n, args.rounds, pids)
-            if not args.no_latency:
-                with stack.api(env) as api_url:
-                    measured = await latency(client, db, api_url, listeners, burst, seconds)
-        db.dispose()
 
+def throwaway_keys() -> str:
+    """A ``JOURNEYS_ENCRYPTION_KEYS`` value with one fresh key, for one run only."""
+    return "bench:" + base64.b64encode(secrets.token_bytes(ENCRYPTION_KEY_BYTES)).decode()
+
+
+def worker_envs(url: str, address: str, args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The environment of each worker process, by setup name. The unencrypted one sets the
+    keys empty, so a key in the caller's environment or ``.env`` does not encrypt it too."""
+    sandbox = {"workflow_sandbox": "false"} if args.no_sandbox else {}
+    envs = {PLAIN: stack.settings_env(url, address, QUEUE, **sandbox, encryption_keys="")}
+    if args.encryption:
+        envs[ENCRYPTED] = stack.settings_env(
+            url, address, QUEUE + "-encrypted", **sandbox, encryption_keys=throwaway_keys()
+        )
+    return envs
+
+
+def client_settings(env: dict[str, str]) -> Settings:
+    """The settings the bench's own client takes from a worker's environment: the same keys,
+    so what it starts the worker can read, and the other way round."""
+    return Settings(encryption_keys=env[ENCRYPTION_KEYS])
+
+
+def _median(rounds: list[Round], value: Callable[[Round], float]) -> float:
+    return statistics.median(value(round_) for round_ in rounds)
+
+
+def report(rounds: list[Round], n: int, args: argparse.Namespace) -> None:
     print(
-        f"contacts per side: {n} x {args.rounds} round(s); worker: 1 process, both workflows "
+        f"contacts per side: {n} x {args.rounds} round(s); worker: 1 process"
+        f"{' per setup (unencrypted, encrypted)' if args.encryption else ''}, both workflows "
         f"{'outside' if args.no_sandbox else 'inside'} the SDK's sandbox"
     )
+    journey_rate = _median(rounds, lambda r: r.rates[PLAIN, "journey"])
+    minimal_rate = _median(rounds, lambda r: r.rates[PLAIN, "minimal"])
+    ratio = _median(rounds, lambda r: r.ratio(PLAIN))
     print(f"reference journey (send, 1 s wait, branch, send, exit): {journey_rate:.1f} contacts/s")
     print(
         f"minimal hand-written workflow, same activities and timer: {minimal_rate:.1f} contacts/s"
@@ -350,6 +460,75 @@ async def main() -> None:
         f"ratio journey/minimal (median of the rounds' ratios): {ratio:.2f} "
         f"(goal >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})"
     )
+    if not args.encryption:
+        return
+    encrypted = {
+        side: _median(rounds, lambda r, side=side: r.rates[ENCRYPTED, side])
+        for side in ("journey", "minimal")
+    }
+    ratio = _median(rounds, lambda r: r.ratio(ENCRYPTED))
+    print(
+        f"encrypted (payload codec on the worker and the bench's client): journey "
+        f"{encrypted['journey']:.1f} contacts/s against {journey_rate:.1f} unencrypted, minimal "
+        f"{encrypted['minimal']:.1f} against {minimal_rate:.1f}"
+    )
+    print(
+        f"ratio journey/minimal, both encrypted: {ratio:.2f} "
+        f"(goal >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})"
+    )
+    cost = _median(rounds, lambda r: r.cost("journey"))
+    costs = ", ".join(f"{100 * r.cost('journey'):.1f}%" for r in rounds)
+    print(
+        f"encryption cost, journey (1 - encrypted/unencrypted, median of the rounds: {costs}): "
+        f"{100 * cost:.1f}% (goal < 10%: {'met' if cost < 0.1 else 'NOT met'}); minimal "
+        f"{100 * _median(rounds, lambda r: r.cost('minimal')):.1f}%"
+    )
+    cpu = {
+        side: _median(rounds, lambda r, side=side: r.cpu_cost(side))
+        for side in ("journey", "minimal")
+    }
+    print(
+        f"encryption cost in CPU per contact (worker, dev server, Postgres and bench together, "
+        f"median of the rounds): journey {100 * cpu['journey']:+.1f}%, "
+        f"minimal {100 * cpu['minimal']:+.1f}%"
+    )
+
+
+async def main() -> None:
+    args = parse_args()
+    n = 300 if args.quick else args.contacts
+    listeners, burst, seconds = (50, 500, 5) if args.quick else (200, 3000, 20)
+
+    with stack.database() as url, stack.dev_server(args.sqlite_pragma) as server:
+        envs = worker_envs(url, server.address, args)
+        db = Database(url)
+        with contextlib.ExitStack() as workers:
+            setups = []
+            for name, env in envs.items():
+                process = workers.enter_context(stack.worker(env))
+                # The worker seals each run's results with the contact's data key: the client
+                # reads them through the same keys table.
+                settings = client_settings(env)
+                converter = data_converter(settings, keyring(db, settings))
+                setups.append(
+                    Setup(
+                        name,
+                        await Client.connect(server.address, data_converter=converter),
+                        env["JOURNEYS_TASK_QUEUE"],
+                        {"worker": process.pid, "temporal": server.pid},
+                    )
+                )
+            rounds = await throughput(setups, db, n, args.rounds)
+            if not args.no_latency:
+                # Unencrypted: the latency figures are those of the API, relay and runs as
+                # before, and the signal times are read from the raw history.
+                with stack.api(envs[PLAIN]) as api_url:
+                    measured = await latency(
+                        setups[0].client, db, api_url, listeners, burst, seconds
+                    )
+        db.dispose()
+
+    report(rounds, n, args)
     if not args.no_latency:
         print(
             f"event capacity (API, relay, signal, run reacted; burst of {burst} requests): "

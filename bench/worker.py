@@ -13,9 +13,9 @@ from temporalio.client import Client
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bench.reference import MinimalReference, MinimalWaiter
-from journeys.plugin import JourneysPlugin
-from journeys.settings import get_settings
-from worker import build_worker
+from temporal_journeys.journeys.settings import get_settings
+from temporal_journeys.plugin import JourneysPlugin
+from temporal_journeys.worker import build_worker
 
 
 async def main() -> None:

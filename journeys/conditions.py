@@ -26,7 +26,11 @@ from pydantic import (
     model_validator,
 )
 
-from journeys.durations import JSON_SCHEMA_PATTERN, format_duration, parse_duration
+from temporal_journeys.journeys.durations import (
+    JSON_SCHEMA_PATTERN,
+    format_duration,
+    parse_duration,
+)
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists")
 MAX_WINDOW = timedelta(days=3660)
@@ -120,6 +124,12 @@ class Seen(_Model):
     where: Condition | None = None
 
 
+class InSegment(_Model):
+    """The contact is a member of a segment: ``{segment: vip}`` (``segments`` in the context)."""
+
+    segment: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+
+
 class All(_Model):
     all: list[Condition] = Field(min_length=1)
 
@@ -132,7 +142,14 @@ class Not(_Model):
     not_: Condition = Field(alias="not")
 
 
-_KEYS = {"all": "all", "any": "any", "not": "not", "seen": "seen", "field": "compare"}
+_KEYS = {
+    "all": "all",
+    "any": "any",
+    "not": "not",
+    "seen": "seen",
+    "field": "compare",
+    "segment": "segment",
+}
 
 
 def _condition_tag(value: Any) -> str | None:
@@ -143,6 +160,7 @@ def _condition_tag(value: Any) -> str | None:
             Not: "not",
             Seen: "seen",
             Compare: "compare",
+            InSegment: "segment",
         }.get(type(value), "history")
     if not isinstance(value, dict):
         return None
@@ -162,13 +180,15 @@ Condition = Annotated[
     | _tagged(Not, "not")
     | _tagged(Seen, "seen")
     | _tagged(Compare, "compare")
-    | _tagged(History, "history"),
+    | _tagged(History, "history")
+    | _tagged(InSegment, "segment"),
     Discriminator(
         _condition_tag,
         custom_error_type="condition_kind",
         custom_error_message=(
             "a condition is one of {all: [...]}, {any: [...]}, {not: ...}, "
-            "{field: ..., <operator>: ...}, {seen: <event>} or {event: <name>, within: ...}"
+            "{field: ..., <operator>: ...}, {seen: <event>}, {event: <name>, within: ...} "
+            "or {segment: <key>}"
         ),
     ),
 ]
@@ -188,6 +208,24 @@ def lookup(context: Mapping[str, Any], path: str) -> Any:
         else:
             return None
     return value
+
+
+def reference(value: Any) -> str | None:
+    """The field an operand names, when it is ``{field: <dotted path>}`` and nothing else:
+    ``{field: event.cart_id, eq: {field: trigger.cart_id}}`` compares two fields."""
+    if isinstance(value, Mapping) and len(value) == 1 and isinstance(value.get("field"), str):
+        return value["field"]
+    return None
+
+
+def _holds(op: str, actual: Any, value: Any, context: Mapping[str, Any]) -> bool:
+    """One operator against a literal, or against the field a reference names; a reference
+    to a missing field makes the comparison false (two absent cart ids are not one cart)."""
+    field = reference(value)
+    if field is None:
+        return _compare(op, actual, value)
+    expected = lookup(context, field)
+    return expected is not None and _compare(op, actual, expected)
 
 
 def _compare(op: str, actual: Any, expected: Any) -> bool:
@@ -235,7 +273,7 @@ def evaluate(
         return not evaluate(condition.not_, context, history, seen)
     if isinstance(condition, Compare):
         actual = lookup(context, condition.field)
-        return all(_compare(op, actual, value) for op, value in condition.operators())
+        return all(_holds(op, actual, value, context) for op, value in condition.operators())
     if isinstance(condition, Seen):
         return any(
             event.get("name") == condition.seen
@@ -250,6 +288,8 @@ def evaluate(
             )
             for event in seen or []
         )
+    if isinstance(condition, InSegment):
+        return condition.segment in (context.get("segments") or ())
     if isinstance(condition, History):
         count = (history or {}).get(condition.cache_key())
         if count is None:
@@ -284,6 +324,11 @@ def history_conditions(condition: Any) -> list[History]:
         if isinstance(node, History):
             found.setdefault(node.cache_key(), node)
     return list(found.values())
+
+
+def segment_keys(condition: Any) -> set[str]:
+    """Keys of the segments a condition asks about (``{segment: KEY}``)."""
+    return {node.segment for node in _nodes(condition) if isinstance(node, InSegment)}
 
 
 def seen_event_names(condition: Any) -> set[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from journeys.conditions import history_conditions
-from journeys.spec import (
+from temporal_journeys.journeys.conditions import history_conditions
+from temporal_journeys.journeys.spec import (
     HOLDOUT,
     BranchStep,
     EnterStep,

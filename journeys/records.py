@@ -32,12 +32,21 @@ class ContactSnapshot(Record):
     tags: list[str] = Field(default_factory=list)
     scores: dict[str, float] = Field(default_factory=dict)
     unsubscribed: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(
+        default_factory=list,
+        description="Segments the contact is in, as loaded for a branch (`when: {segment: ...}`).",
+    )
 
     def condition_context(self) -> dict[str, Any]:
-        """The ``contact``, ``tags`` and ``scores`` parts of a condition's context."""
+        """The ``contact``, ``tags``, ``scores`` and ``segments`` parts of a condition's context."""
         contact = {**self.traits, "id": self.id, "email": self.email, "phone": self.phone}
         contact["timezone"] = self.timezone
-        return {"contact": contact, "tags": list(self.tags), "scores": dict(self.scores)}
+        return {
+            "contact": contact,
+            "tags": list(self.tags),
+            "scores": dict(self.scores),
+            "segments": list(self.segments),
+        }
 
 
 class TraceEntry(Record):

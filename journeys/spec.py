@@ -7,12 +7,15 @@ Graph rules (targets exist, everything reachable, no loop without a wait) live i
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -24,8 +27,13 @@ from pydantic import (
     model_validator,
 )
 
-from journeys.conditions import Condition
-from journeys.durations import JSON_SCHEMA_PATTERN, format_duration, parse_duration
+from temporal_journeys.journeys.conditions import Condition
+from temporal_journeys.journeys.cron import parse_cron
+from temporal_journeys.journeys.durations import (
+    JSON_SCHEMA_PATTERN,
+    format_duration,
+    parse_duration,
+)
 
 MIN_WAIT = timedelta(seconds=1)
 MAX_WAIT = timedelta(days=3660)
@@ -106,7 +114,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 StepId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^/\s]+$")]
 Key = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-Channel = Literal["email", "sms", "webhook"]
+Channel = Literal["email", "sms", "webhook", "push", "whatsapp"]
 
 
 class Model(BaseModel):
@@ -138,20 +146,116 @@ class ApiTrigger(Model):
     api: Literal[True] = Field(description="Contacts enter only through the enroll API.")
 
 
-_UNSUPPORTED_TRIGGERS = ("segment", "schedule", "date_attribute")
+class DateAttributeTrigger(Model):
+    """Contacts enter when the date in one of their traits comes round: at local ``at`` in
+    each contact's own time zone, shifted by ``offset``, once per occurrence (each year when
+    ``yearly``). A Temporal Schedule per journey (``journey-dates/<key>``) finds them."""
+
+    date_attribute: str = Field(
+        min_length=1,
+        max_length=100,
+        description="The trait holding an ISO date (1990-02-14) or date-time (its date counts).",
+    )
+    yearly: bool = Field(
+        default=False,
+        description="Every anniversary of the date (birthdays); 29 February is 28 February in "
+        "common years. Otherwise the date itself, once.",
+    )
+    at: ClockTime = Field(default=time(9, 0), json_schema_extra={"default": "09:00"})
+    offset: Offset = Field(
+        default=timedelta(0),
+        description="Shift from the date at `at`, e.g. -P3D for three days before.",
+    )
 
 
-def _supported_trigger(value: Any) -> Any:
-    if isinstance(value, dict):
-        for kind in _UNSUPPORTED_TRIGGERS:
-            if kind in value:
-                raise ValueError(
-                    f"trigger kind `{kind}` is not yet supported; use `event` or `api: true`"
-                )
+class SegmentTrigger(Model):
+    """Contacts enter when they enter the segment (its ``segment.entered`` event, whose
+    ``segment`` property is this key); ``re_entry`` decides about a contact who comes back."""
+
+    segment: Key = Field(description="The key of a segment (PUT /v1/segments/{key}).")
+
+
+def _cron(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a cron expression is a string such as `0 9 * * MON`")
+    parse_cron(value)  # raises CronError (a ValueError) saying what is wrong
+    return " ".join(value.split())
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _zone_name(value: str) -> str:
+    # The IANA names Temporal's scheduler knows too; a file path or "America" is no zone.
+    if value not in _zones():
+        raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Paris")
     return value
 
 
+CronExpression = Annotated[
+    str,
+    BeforeValidator(_cron),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "Five cron fields: minute hour day-of-month month day-of-week, "
+            "e.g. `0 9 * * MON`",
+        }
+    ),
+]
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
+
+
+class CronSchedule(Model):
+    """Fires at every local time the cron expression names, in ``timezone``."""
+
+    cron: CronExpression
+    timezone: ZoneName = Field(default="UTC", description="The IANA zone the fields are in.")
+
+
+class OnceSchedule(Model):
+    """Fires once, at ``at``."""
+
+    at: AwareDatetime = Field(description="An ISO 8601 date-time with its UTC offset.")
+
+
+def _schedule_kind(value: Any) -> str | None:
+    if isinstance(value, CronSchedule) or (isinstance(value, dict) and "cron" in value):
+        return "schedule:cron"
+    if isinstance(value, OnceSchedule) or (isinstance(value, dict) and "at" in value):
+        return "schedule:at"
+    return None
+
+
+class ScheduleTrigger(Model):
+    """At each fire of the schedule, the segment's members at that moment enter, once per
+    fire; ``re_entry`` decides about a member who entered at an earlier fire. A Temporal
+    Schedule per journey (``journey-schedule/<key>``) fires."""
+
+    schedule: Annotated[
+        Annotated[CronSchedule, Tag("schedule:cron")] | Annotated[OnceSchedule, Tag("schedule:at")],
+        Discriminator(
+            _schedule_kind,
+            custom_error_type="schedule_kind",
+            custom_error_message=(
+                "a schedule is {cron: <5 fields>, timezone: <IANA zone>} or "
+                "{at: <ISO date-time with offset>}"
+            ),
+        ),
+    ]
+    segment: Key = Field(description="The key of the segment whose members enter.")
+
+
 def _trigger_kind(value: Any) -> str | None:
+    # A tag with a colon stays out of error paths (``json_path``): `$.trigger.at`.
+    if isinstance(value, DateAttributeTrigger):
+        return "trigger:date_attribute"
+    if isinstance(value, SegmentTrigger):
+        return "trigger:segment"
+    if isinstance(value, ScheduleTrigger):
+        return "trigger:schedule"
     if isinstance(value, BaseModel):
         return "event" if isinstance(value, EventTrigger) else "api"
     if isinstance(value, dict):
@@ -159,17 +263,29 @@ def _trigger_kind(value: Any) -> str | None:
             return "event"
         if "api" in value:
             return "api"
+        if "date_attribute" in value:
+            return "trigger:date_attribute"
+        if "schedule" in value:
+            return "trigger:schedule"
+        if "segment" in value:
+            return "trigger:segment"
     return None
 
 
 Trigger = Annotated[
-    Annotated[EventTrigger, Tag("event")] | Annotated[ApiTrigger, Tag("api")],
+    Annotated[EventTrigger, Tag("event")]
+    | Annotated[ApiTrigger, Tag("api")]
+    | Annotated[DateAttributeTrigger, Tag("trigger:date_attribute")]
+    | Annotated[SegmentTrigger, Tag("trigger:segment")]
+    | Annotated[ScheduleTrigger, Tag("trigger:schedule")],
     Discriminator(
         _trigger_kind,
         custom_error_type="trigger_kind",
-        custom_error_message="a trigger needs `event` (an event name) or `api: true`",
+        custom_error_message=(
+            "a trigger needs `event` (an event name), `api: true`, `date_attribute` (a trait), "
+            "`segment` (a segment key) or `schedule` with a `segment`"
+        ),
     ),
-    BeforeValidator(_supported_trigger),
 ]
 
 
@@ -319,6 +435,11 @@ class Send(Model):
     template: Key
     data: dict[str, Any] = Field(default_factory=dict)
     if_capped: Literal["defer", "skip"] = "defer"
+    topic: Key | None = Field(
+        default=None,
+        description="The subscription topic the message belongs to (a key of /v1/topics): "
+        "sent only to contacts subscribed to it. None: channel consent alone.",
+    )
 
 
 class SendStep(StepBase):
@@ -406,6 +527,21 @@ Step = Annotated[
 ]
 
 
+def _segment_exits(value: Any) -> Any:
+    """``{segment_exited: KEY}`` in ``exit_on`` is the ``segment.exited`` event of that segment."""
+    if not isinstance(value, list):
+        return value
+    return [
+        {
+            "event": "segment.exited",
+            "where": {"field": "event.segment", "eq": item["segment_exited"]},
+        }
+        if isinstance(item, dict) and set(item) == {"segment_exited"}
+        else item
+        for item in value
+    ]
+
+
 class Journey(Model):
     """A journey version: what starts it, the rules around it and its steps."""
 
@@ -415,7 +551,11 @@ class Journey(Model):
     trigger: Trigger
     re_entry: ReEntry = "never"
     goal: EventMatch | None = None
-    exit_on: list[EventMatch] = Field(default_factory=list)
+    exit_on: Annotated[list[EventMatch], BeforeValidator(_segment_exits)] = Field(
+        default_factory=list,
+        description="Events that end the run; `{segment_exited: KEY}` is the contact leaving "
+        "a segment (the event segment.exited whose `segment` is KEY).",
+    )
     quiet_hours: QuietHours | None = None
     steps: list[Step] = Field(min_length=1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from journeys.spec import Journey
+from temporal_journeys.journeys.spec import Journey
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

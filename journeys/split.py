@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from journeys.spec import HOLDOUT, Split
+from temporal_journeys.journeys.spec import HOLDOUT, Split
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,89 @@ def next_date_occurrence(
         if moment >= now:
             return moment
     return None
+
+
+# --- date-based entry: which occurrences of a date fall in a window --------------------------
+
+# A wall-clock time is at most 14 hours ahead of UTC (Kiribati) and 12 behind (Baker Island),
+# and a daylight-saving gap moves it forward by at most an hour or two: a day either side of a
+# window in UTC holds every local time that can land inside it.
+_ZONE_SLACK = timedelta(days=1)
+MAX_ENTRY_WINDOW = timedelta(days=31)
+
+
+def _window_days(after: datetime, until: datetime, at: time, offset: timedelta) -> list[date]:
+    """The dates D whose local moment ``D at + offset`` may fall in ``(after, until]`` in some
+    zone: the window widened by ``_ZONE_SLACK`` each side, then moved back by ``at + offset``."""
+    after, until = _utc(after), _utc(until)
+    if not after < until:
+        return []
+    if until - after > MAX_ENTRY_WINDOW:
+        raise ValueError(f"an entry window spans at most {MAX_ENTRY_WINDOW.days} days")
+    shift = timedelta(hours=at.hour, minutes=at.minute) + offset
+    first = (after.replace(tzinfo=None) - _ZONE_SLACK - shift).date()
+    last = (until.replace(tzinfo=None) + _ZONE_SLACK - shift).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def date_keys_between(
+    after: datetime, until: datetime, at: time, offset: timedelta, yearly: bool
+) -> list[str]:
+    """What the stored date must begin with (``YYYY-MM-DD``) or hold at characters 6 to 10
+    (``MM-DD``, ``yearly``) for one of its occurrences to be due in ``(after, until]`` in
+    some zone: the set the database narrows contacts by before ``date_occurrences_between``
+    decides exactly. 29 February is among the yearly keys when 28 February of a common year
+    is, since it is celebrated then."""
+    days = _window_days(after, until, at, offset)
+    if not yearly:
+        return sorted({day.isoformat() for day in days})
+    keys = {day.isoformat()[5:] for day in days}
+    if any(day.month == 2 and day.day == 28 and not _leap(day.year) for day in days):
+        keys.add("02-29")
+    return sorted(keys)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def date_occurrences_between(
+    value: object,
+    tz: str | None,
+    at: time,
+    offset: timedelta,
+    yearly: bool,
+    after: datetime,
+    until: datetime,
+) -> list[tuple[date, datetime]]:
+    """Each occurrence of the date held in ``value`` whose moment lies in ``(after, until]``,
+    as (occurrence, UTC instant). The moment of occurrence ``D`` is local ``D at at`` plus
+    ``offset`` in ``tz`` (wall-clock arithmetic, gap and fold rules above). Without
+    ``yearly`` the only occurrence is the date itself; with it, every anniversary from the
+    date on (the date itself included; 29 February falls on 28 February in common years).
+    Unreadable or missing values have none."""
+    base = _parse_date(value)
+    if base is None:
+        return []
+    days = _window_days(after, until, at, offset)
+    if not days:
+        return []
+    after, until = _utc(after), _utc(until)
+    zone_info = zone(tz)
+    wall_time = at.replace(tzinfo=None)
+    if yearly:
+        candidates = {_anniversary(base, year) for year in range(days[0].year, days[-1].year + 1)}
+        candidates = {day for day in candidates if day >= base}
+    else:
+        candidates = {base}
+    found = []
+    for day in sorted(candidates):
+        if not days[0] <= day <= days[-1]:
+            continue
+        try:
+            moment = local_instant(datetime.combine(day, wall_time) + offset, zone_info)
+        except OverflowError:  # a date near year 1 or 9999 shifted past the calendar
+            continue
+        if after < moment <= until:
+            found.append((day, moment))
+    return found

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from journeys.graph import Problem, check
-from journeys.spec import Journey
+from temporal_journeys.journeys.graph import Problem, check
+from temporal_journeys.journeys.spec import Journey
 
 
 class SpecInvalid(ValueError):

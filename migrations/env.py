@@ -6,9 +6,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from journeys.settings import get_settings
-from store.db import make_engine
-from store.models import Base
+from temporal_journeys.journeys.settings import get_settings
+from temporal_journeys.store.db import make_engine
+from temporal_journeys.store.models import Base
 
 config = context.config
 if config.config_file_name is not None:

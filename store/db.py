@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,8 +16,13 @@ POOL_OVERFLOW = 20
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    # WAL lets the API read while the worker writes; the busy timeout waits out short locks
-    # instead of failing with "database is locked".
+    # The driver's own transaction handling issues BEGIN only before its first INSERT, UPDATE
+    # or DELETE, so the read of a read-modify-write ran outside the transaction and two writers
+    # overwrote each other. Turned off here; ``_begin_immediate`` opens every transaction.
+    dbapi_connection.isolation_level = None
+    # WAL keeps commits cheap and lets other programs read meanwhile; the busy timeout makes
+    # BEGIN IMMEDIATE queue behind the transaction that holds the lock instead of failing
+    # with "database is locked".
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -25,22 +30,33 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def _begin_immediate(connection: Connection) -> None:
+    # SQLite ignores FOR UPDATE: taking the write lock when the transaction starts is what
+    # makes a read-modify-write safe. The price is one transaction at a time, reads included,
+    # across the API and the worker: SQLite is the single-machine store, Postgres the one
+    # that scales.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, pool_size: int = POOL_SIZE, max_overflow: int = POOL_OVERFLOW) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 class Database:
     """An engine and its session factory; one per process."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(
+        self, url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = POOL_OVERFLOW
+    ) -> None:
+        self.engine = make_engine(url, pool_size, max_overflow)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -69,6 +85,11 @@ class Database:
                 yield connection
         finally:
             connection.close()
+
+    def ping(self) -> None:
+        """One round trip to the database; raises whatever the driver raises when it fails."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.models import Contact, DeliveryReceipt, Message
+from temporal_journeys.store.models import Contact, DeliveryReceipt, Message
 
 
 def claim(session: Session, key: str, message_id: str | None, status: str) -> bool:

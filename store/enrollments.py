@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Executable, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Executable, Row, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from journeys.records import TraceEntry
-from journeys.spec import ReEntry, ReEntryAfter
-from store.models import Enrollment, StepEvent
+from temporal_journeys.journeys.records import TraceEntry
+from temporal_journeys.journeys.spec import ReEntry, ReEntryAfter
+from temporal_journeys.store.models import Enrollment, StepCounter, StepEvent
 
 ENDED = ("completed", "converted", "exited", "failed")
 
@@ -45,11 +50,15 @@ def write_progress(
     variant: str | None,
     reason: str | None,
 ) -> None:
-    """A run's progress in two Core statements: the enrollment row upserted
+    """A run's progress in three Core statements: the enrollment row upserted
     (written if the run is the first to report, else updated by its key; an insert racing the
-    relay's uncommitted row waits for it and then updates it) and the funnel rows inserted,
-    keyed by (enrollment, trace seq) so a retried write adds nothing."""
+    relay's uncommitted row waits for it and then updates it), the funnel rows inserted,
+    keyed by (enrollment, trace seq) so a retried write adds nothing, and those inserted added
+    to ``step_counters``."""
     upsert, steps = _progress_statements(connection.dialect.name)
+    # When the run entered the step it is at, if this report says so (it does whenever the
+    # step changed since the last one: every step begins with an ``entered`` entry).
+    entered = [e.at for e in entries if e.kind == "entered" and e.step == step]
     connection.execute(
         upsert,
         {
@@ -66,10 +75,13 @@ def write_progress(
             "exit_reason": reason,
             "started_at": started_at,
             "ended_at": entries[-1].at if status in ENDED and entries else None,
+            "step_since": entered[-1] if entered else None,
         },
     )
     if entries:
-        connection.execute(
+        # Only the rows this write inserted come back (a retried write's are there already),
+        # and only those are counted: the counters stay equal to the rows.
+        inserted = connection.execute(
             steps,
             [
                 {
@@ -86,7 +98,44 @@ def write_progress(
                 }
                 for entry in entries
             ],
-        )
+        ).all()
+        _count(connection, journey_key, version, variant, enrollment_id, inserted)
+
+
+# Counter rows per (journey, version, step, variant, kind) are spread over this many slots by
+# enrollment id: runs reporting at the same step at once mostly update different rows.
+COUNTER_SLOTS = 16
+
+
+def _count(
+    connection: Connection,
+    journey_key: str,
+    version: int,
+    variant: str | None,
+    enrollment_id: str,
+    inserted: Sequence[Row[Any]],
+) -> None:
+    """Add the funnel rows just inserted to ``step_counters``, in the same transaction."""
+    counts = Counter((row.step_id, row.kind) for row in inserted if row.step_id is not None)
+    if not counts:
+        return
+    slot = zlib.crc32(enrollment_id.encode()) % COUNTER_SLOTS
+    # In key order, so two writes touching the same rows lock them in the same order.
+    connection.execute(
+        _counter_statement(connection.dialect.name),
+        [
+            {
+                "journey_key": journey_key,
+                "version": version,
+                "step_id": step_id,
+                "variant": variant or "",
+                "kind": kind,
+                "slot": slot,
+                "count": count,
+            }
+            for (step_id, kind), count in sorted(counts.items())
+        ],
+    )
 
 
 @functools.cache
@@ -108,9 +157,23 @@ def _progress_statements(dialect_name: str) -> tuple[Executable, Executable]:
             "exit_reason": excluded.exit_reason,
             "converted": or_(table.c.converted, excluded.converted),
             "ended_at": func.coalesce(table.c.ended_at, excluded.ended_at),
+            "step_since": func.coalesce(excluded.step_since, table.c.step_since),
         },
     )
-    return upsert, dialect.insert(StepEvent.__table__).on_conflict_do_nothing()
+    steps = StepEvent.__table__
+    insert_steps = dialect.insert(steps).on_conflict_do_nothing()
+    return upsert, insert_steps.returning(steps.c.step_id, steps.c.kind)
+
+
+@functools.cache
+def _counter_statement(dialect_name: str) -> Executable:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    table = StepCounter.__table__
+    insert = dialect.insert(table)
+    return insert.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={"count": table.c["count"] + insert.excluded["count"]},
+    )
 
 
 def re_entry_refusal(
@@ -128,6 +191,27 @@ def re_entry_refusal(
         .limit(1)
     )
     return _refusal(rule, started, now)
+
+
+def journey_re_entry_refusal(
+    connection: Connection, journey_key: str, contact_id: str, rule: ReEntry, now: datetime
+) -> str | None:
+    """Why the contact may not enter the journey again, over all its runs of it whatever
+    their workflow id: for entries keyed per fire (scheduled entry), whose own workflow id
+    is always new. A run still going refuses too, as it would absorb any other trigger."""
+    table = Enrollment.__table__
+    latest = connection.execute(
+        select(table.c.status, table.c.started_at)
+        .where(table.c.journey_key == journey_key, table.c.contact_id == contact_id)
+        .where(table.c.status != "skipped")
+        .order_by(table.c.started_at.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return None
+    if latest.status == "running":
+        return "still in the journey from an earlier entry"
+    return _refusal(rule, latest.started_at, now)
 
 
 # Built once, as every start runs them: building a statement costs more than running it.
@@ -158,6 +242,118 @@ def admissible(connection: Connection, workflow_id: str, rule: ReEntry, now: dat
     return latest.status != "running" and _refusal(rule, latest.started_at, now) is None
 
 
+# A batch's locks in one statement: ``pg_try_advisory_xact_lock`` never waits, so taking them
+# in any order cannot deadlock with another batch or a single starter.
+_LOCK_ALL = text(
+    "SELECT w AS workflow_id, pg_try_advisory_xact_lock(hashtext(w)) AS locked "
+    "FROM unnest(CAST(:workflow_ids AS text[])) AS w"
+)
+# Text: SQLAlchemy's DISTINCT ON spelling changed between 2.0 and 2.1.
+_LATEST_ENTRIES = text(
+    "SELECT DISTINCT ON (workflow_id) workflow_id, status, started_at FROM enrollments "
+    "WHERE workflow_id = ANY(CAST(:workflow_ids AS text[])) AND status <> 'skipped' "
+    "ORDER BY workflow_id, started_at DESC"
+)
+
+
+_WAIT_FOR_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(hashtext(w)) "
+    "FROM unnest(CAST(:workflow_ids AS text[])) WITH ORDINALITY AS u(w, n) ORDER BY n"
+)
+
+
+def lock_all(connection: Connection, workflow_ids: Sequence[str]) -> None:
+    """Wait for, then hold until the transaction ends, the advisory locks of several runs'
+    workflow ids (``date_entry.lock_occurrence`` for a batch, in one statement). Taken in id
+    order, so two batches sharing ids queue instead of deadlocking. SQLite: nothing, its
+    writers take the database's one write lock when they begin."""
+    if connection.dialect.name == "postgresql" and workflow_ids:
+        connection.execute(_WAIT_FOR_LOCKS, {"workflow_ids": sorted(set(workflow_ids))})
+
+
+# How far a run's own start time may trail its starter's clock: a refusal that still holds this
+# much later is one the run's own check will make too.
+RUN_START_SLACK = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Admissions:
+    admitted: set[str]
+    """Workflow ids the starter may admit itself."""
+    refused: dict[str, str]
+    """Workflow ids whose new run the re-entry rule will refuse, with the run's reason."""
+
+
+def admissible_all(
+    connection: Connection, workflow_ids: Sequence[str], rule: ReEntry, now: datetime
+) -> Admissions:
+    """``admissible`` for a batch of starts in two statements (the locks, then every latest
+    entry; a separate statement, so it sees the rows of starters whose locks it just got).
+    Nothing on SQLite. Also the ids, locked here, whose new run will refuse the entry (its
+    rule is checked against the same latest entry, a moment later): the starter records
+    those as skipped, so the row is right whether the run's refusal or the row lands first."""
+    ids = list(dict.fromkeys(workflow_ids))
+    if connection.dialect.name != "postgresql" or not ids:
+        return Admissions(set(), {})
+    locked = [
+        row.workflow_id
+        for row in connection.execute(_LOCK_ALL, {"workflow_ids": ids})
+        if row.locked
+    ]
+    if not locked:
+        return Admissions(set(), {})
+    latest = {
+        row.workflow_id: row
+        for row in connection.execute(_LATEST_ENTRIES, {"workflow_ids": locked})
+    }
+    admissions = Admissions(set(), {})
+    for workflow_id in locked:
+        entry = latest.get(workflow_id)
+        if entry is None:
+            admissions.admitted.add(workflow_id)
+        elif entry.status != "running":
+            if _refusal(rule, entry.started_at, now) is None:
+                admissions.admitted.add(workflow_id)
+            elif (reason := _refusal(rule, entry.started_at, now + RUN_START_SLACK)) is not None:
+                admissions.refused[workflow_id] = reason
+    return admissions
+
+
+def record_starts(connection: Connection, starts: Sequence[dict[str, Any]]) -> None:
+    """``record_start`` for a batch, in one multi-row INSERT. Each start: ``enrollment_id``,
+    ``workflow_id``, ``journey_key``, ``version``, ``contact_id``, ``correlation``, ``step``,
+    ``at``, and ``skipped`` (the refusal, for a run that will refuse its entry); a row already
+    there (the run's, an earlier start's) stays as it is."""
+    rows = {
+        start["enrollment_id"]: {
+            "id": start["enrollment_id"],
+            "workflow_id": start["workflow_id"],
+            "journey_key": start["journey_key"],
+            "version": start["version"],
+            "contact_id": start["contact_id"],
+            "correlation": start.get("correlation"),
+            "status": "skipped" if start.get("skipped") else "running",
+            "current_step": start["step"],
+            "converted": False,
+            "exit_reason": start.get("skipped"),
+            "started_at": start["at"],
+            "ended_at": start["at"] if start.get("skipped") else None,
+            "step_since": start["at"],
+        }
+        for start in starts
+    }
+    if rows:
+        connection.execute(_starts_statement(connection.dialect.name), list(rows.values()))
+
+
+@functools.cache
+def _starts_statement(dialect_name: str) -> Executable:
+    # RETURNING makes SQLAlchemy send the rows as one multi-row INSERT ("insertmanyvalues")
+    # instead of the driver's statement per row.
+    table = Enrollment.__table__
+    return _start_statement(dialect_name).returning(table.c.id)  # type: ignore[attr-defined]
+
+
 def record_start(
     connection: Connection,
     *,
@@ -183,6 +379,7 @@ def record_start(
         "current_step": step,
         "converted": False,
         "started_at": at,
+        "step_since": at,
     }
     connection.execute(_start_statement(connection.dialect.name), row)
 
@@ -212,4 +409,56 @@ def running_for(session: Session, contact_ids: list[str]) -> list[Enrollment]:
                 Enrollment.contact_id.in_(contact_ids), Enrollment.status == "running"
             )
         )
+    )
+
+
+def get(session: Session, enrollment_id: str) -> Enrollment | None:
+    return session.get(Enrollment, enrollment_id)
+
+
+def of_contact(session: Session, contact_id: str) -> list[Enrollment]:
+    """Every entry of the contact into a journey, oldest first."""
+    return list(
+        session.scalars(
+            select(Enrollment)
+            .where(Enrollment.contact_id == contact_id)
+            .order_by(Enrollment.started_at)
+        )
+    )
+
+
+def running_below(
+    session: Session, journey_key: str, version: int, only_version: int | None = None
+) -> list[str]:
+    """Workflow ids of the journey's runs still running on a version older than ``version``
+    (on ``only_version`` alone when given)."""
+    query = select(Enrollment.workflow_id).where(
+        Enrollment.journey_key == journey_key,
+        Enrollment.status == "running",
+        Enrollment.version < version,
+    )
+    if only_version is not None:
+        query = query.where(Enrollment.version == only_version)
+    return list(session.scalars(query))
+
+
+def runs(session: Session) -> dict[str, str]:
+    """Every enrollment id (the run that began it) with its workflow id."""
+    rows = session.execute(select(Enrollment.id, Enrollment.workflow_id))
+    return {enrollment_id: workflow_id for enrollment_id, workflow_id in rows}
+
+
+def unlink_contact(session: Session, contact_id: str, pseudonym: str, at: datetime) -> None:
+    """For an erased contact: its running entries end as exited, and its enrollment and funnel
+    rows keep counting under ``pseudonym`` instead of its id."""
+    session.execute(
+        update(StepEvent).where(StepEvent.contact_id == contact_id).values(contact_id=pseudonym)
+    )
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.contact_id == contact_id, Enrollment.status == "running")
+        .values(status="exited", exit_reason="contact erased", ended_at=at)
+    )
+    session.execute(
+        update(Enrollment).where(Enrollment.contact_id == contact_id).values(contact_id=pseudonym)
     )

@@ -5,8 +5,38 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from journeys.spec import Journey
-from store.models import JourneyRow, JourneyVersion
+from temporal_journeys.journeys.spec import Journey
+from temporal_journeys.store.models import JourneyRow, JourneyVersion
+
+
+def get(session: Session, key: str) -> JourneyRow | None:
+    return session.get(JourneyRow, key)
+
+
+def keys(session: Session) -> list[str]:
+    return list(session.scalars(select(JourneyRow.key)))
+
+
+def save_draft(session: Session, journey: Journey) -> JourneyRow:
+    """Keep ``journey`` as its key's draft (a new journey starts as a draft); the published
+    versions stay as they are."""
+    row = session.get(JourneyRow, journey.key) or JourneyRow(key=journey.key, status="draft")
+    row.name = journey.name
+    row.draft = journey.model_dump(mode="json")
+    session.add(row)
+    session.flush()
+    return row
+
+
+def versions(session: Session, key: str) -> list[JourneyVersion]:
+    """Every published version of the journey, oldest first."""
+    return list(
+        session.scalars(
+            select(JourneyVersion)
+            .where(JourneyVersion.journey_key == key)
+            .order_by(JourneyVersion.version)
+        )
+    )
 
 
 def publish(session: Session, journey: Journey) -> int:

@@ -1,4 +1,4 @@
-"""Run the Alembic migrations from code: ``python -m store.migrate`` upgrades to head.
+"""Run the Alembic migrations from code: ``python -m temporal_journeys.store.migrate``.
 
 The config is built here, not read from a cwd-relative ``alembic.ini``, so an installed package
 migrates from anywhere. ``migrations/alembic.ini`` is only for the ``alembic`` command line.
@@ -12,11 +12,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from journeys.settings import get_settings
+from temporal_journeys.journeys.settings import get_settings
 
 
 def migrations_dir() -> Path:
-    spec = find_spec("migrations")
+    spec = find_spec("temporal_journeys.migrations")
     if spec is None or spec.origin is None:
         raise RuntimeError("the migrations package is not installed")
     return Path(spec.origin).parent

@@ -1,11 +1,30 @@
-"""Accepted events waiting to be routed to Temporal, taken per contact in arrival order."""
+"""Accepted events waiting to be routed to Temporal, taken per contact in arrival order; those
+the relay could not deliver for good are parked beside them until an operator acts."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Event, OutboxEntry
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Event, OutboxEntry, utcnow
+
+log = logging.getLogger("journeys.store.outbox")
+ERROR_CHARS = 500
+
+
+@dataclass(frozen=True, order=True)
+class Claim:
+    """A pending entry a relay holds for this pass: its contact is this relay's alone."""
+
+    entry_id: int
+    contact_id: str
 
 
 def add(session: Session, rows: list[tuple[int, str]]) -> None:
@@ -15,24 +34,183 @@ def add(session: Session, rows: list[tuple[int, str]]) -> None:
     )
 
 
-def claim(session: Session, limit: int) -> list[tuple[OutboxEntry, Event]]:
-    """The oldest pending entries, locked for this transaction.
+# The channel the API notifies once an ingest queued events, and relays in their own processes
+# listen on (Postgres only).
+CHANNEL = "journeys_outbox"
+# How long a relay's listener waits before connecting again after its connection broke.
+LISTEN_RETRY_SECONDS = 2.0
 
-    On Postgres several relays may run: an advisory lock per contact keeps one contact's events
-    with one relay at a time (so they go out in order), and SKIP LOCKED lets the others take
-    other contacts. SQLite has a single writer and needs neither."""
+
+def notify(session: Session, queued: int) -> None:
+    """Tell listening relays that ``queued`` events wait, when the caller's transaction commits
+    (Postgres delivers a NOTIFY at commit, and drops it on rollback; one per transaction however
+    often it is sent). Nothing when none were queued, and nothing on SQLite, whose relay runs
+    in the API's process and is woken there."""
+    if queued and session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_notify(CHANNEL, "")))
+
+
+async def listen(db: Database, wake: Callable[[], None]) -> None:
+    """Call ``wake`` on every notification of ``notify``, until cancelled; Postgres only.
+
+    A connection of its own (psycopg's async one, autocommit: LISTEN takes effect at once), not
+    one of the pool: it stays open for the process's life. When it breaks it is opened again,
+    and ``wake`` is called then too, as notifications sent meanwhile were lost."""
+    import psycopg  # the Postgres driver; imported here, as SQLite deployments never call this
+
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+                await connection.execute(f"LISTEN {CHANNEL}")
+                log.info("listening for the API's notifications on %s", CHANNEL)
+                wake()
+                async for _ in connection.notifies():
+                    wake()
+        except psycopg.Error as exc:
+            log.warning("outbox listener lost its connection (%s); polling meanwhile", exc)
+        await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+
+def _pending() -> ColumnElement[bool]:
+    return OutboxEntry.parked_at.is_(None)
+
+
+@asynccontextmanager
+async def claim(db: Database, limit: int) -> AsyncIterator[list[Claim]]:
+    """The oldest pending entries, their contacts held until the block ends.
+
+    The relay commits each delivered event on its own, so a transaction-scoped lock would go
+    with the first commit. On Postgres each contact is therefore held by a session advisory lock
+    on a connection kept for the pass (several relays may run: another one skips the contacts
+    held here, so one contact's events go out in order); it is released at the end, and dies
+    with the connection if the process does. SQLite has a single writer and needs none."""
+    # Checked out in a thread: waiting for a free connection on the event loop would stall the
+    # tasks that hold the others.
+    connection = await asyncio.to_thread(db.engine.connect)
+    postgres = connection.dialect.name == "postgresql"
+    try:
+        with connection.begin():
+            rows = connection.execute(_claim_query(limit, postgres)).all()
+        yield sorted(Claim(entry_id, contact_id) for entry_id, contact_id in rows)
+    finally:
+        _release(connection, postgres)
+
+
+# How far past its batch a relay looks for contacts that no other relay holds.
+CLAIM_WINDOW = 4
+
+
+def _claim_query(limit: int, postgres: bool) -> Select[tuple[int, str]]:
+    oldest = (
+        select(OutboxEntry.id, OutboxEntry.contact_id).where(_pending()).order_by(OutboxEntry.id)
+    )
+    if not postgres:
+        return oldest.limit(limit)
+    # The lock is taken in a query over a bounded window of the oldest entries, never in the
+    # scan of the table: a filter there is evaluated on every row a sequential scan reads
+    # before its sort (the plan Postgres picks when its statistics are stale, as after a bulk
+    # insert), and a backlog of 100,000 entries then asked for 100,000 session locks, filling
+    # the server's shared lock table ("out of shared memory") for every connection. The outer
+    # query has no sort of its own, so its LIMIT stops it at ``limit`` locks; the caller sorts.
+    window = oldest.limit(limit * CLAIM_WINDOW).cte("oldest").prefix_with("MATERIALIZED")
+    return (
+        select(window.c.id, window.c.contact_id)
+        .where(func.pg_try_advisory_lock(func.hashtext(window.c.contact_id)))
+        .limit(limit)
+    )
+
+
+def _release(connection: Connection, postgres: bool) -> None:
+    try:
+        if postgres:
+            with connection.begin():
+                connection.execute(select(func.pg_advisory_unlock_all()))
+    except Exception:
+        # Locks left on a pooled connection would hold those contacts for good: drop it instead,
+        # which ends the server session and its locks.
+        log.warning("could not release the relay's contact locks; closing its connection")
+        connection.invalidate()
+    finally:
+        connection.close()
+
+
+def take(session: Session, entry_id: int) -> tuple[OutboxEntry, Event] | None:
+    """A claimed entry and its event, locked for the caller's transaction; ``None`` when it is no
+    longer pending (delivered by a relay that held the contact before, parked or erased)."""
     query = (
         select(OutboxEntry, Event)
         .join(Event, Event.id == OutboxEntry.event_id)
-        .order_by(OutboxEntry.id)
-        .limit(limit)
+        .where(OutboxEntry.id == entry_id, _pending())
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.where(
-            func.pg_try_advisory_xact_lock(func.hashtext(OutboxEntry.contact_id))
-        ).with_for_update(of=OutboxEntry, skip_locked=True)
-    return [(entry, event) for entry, event in session.execute(query).all()]
+        query = query.with_for_update(of=OutboxEntry)
+    row = session.execute(query).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def remove(session: Session, entry: OutboxEntry) -> None:
+    """An entry routed to Temporal; gone when the caller's transaction commits."""
+    session.delete(entry)
+
+
+def failed(session: Session, entry: OutboxEntry, error: str) -> None:
+    """An attempt that will be made again: the entry stays pending."""
+    entry.attempts += 1
+    entry.last_error = error[:ERROR_CHARS]
+
+
+def park(session: Session, entry: OutboxEntry, error: str) -> None:
+    """An entry that cannot be delivered as it is: out of the pending queue, with its error."""
+    failed(session, entry, error)
+    entry.parked_at = utcnow()
 
 
 def pending(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(OutboxEntry)) or 0
+    """The backlog: entries waiting for the relay."""
+    return session.scalar(select(func.count()).select_from(OutboxEntry).where(_pending())) or 0
+
+
+def parked_count(session: Session) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(OutboxEntry).where(OutboxEntry.parked_at.is_not(None))
+        )
+        or 0
+    )
+
+
+def parked(session: Session, *, after: int, limit: int) -> list[tuple[OutboxEntry, Event]]:
+    """Parked entries with their events, oldest first, from the one after ``after``."""
+    query = (
+        select(OutboxEntry, Event)
+        .join(Event, Event.id == OutboxEntry.event_id)
+        .where(OutboxEntry.parked_at.is_not(None), OutboxEntry.id > after)
+        .order_by(OutboxEntry.id)
+        .limit(limit)
+    )
+    return [(entry, event) for entry, event in session.execute(query).all()]
+
+
+def unpark(session: Session, entry_id: int) -> bool:
+    """Queue a parked entry again, in its original place: next for its contact. False if no
+    parked entry has that id."""
+    result = session.execute(
+        update(OutboxEntry)
+        .where(OutboxEntry.id == entry_id, OutboxEntry.parked_at.is_not(None))
+        .values(parked_at=None)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def drop(session: Session, entry_id: int) -> bool:
+    """Give a parked entry up: its event stays stored, it is never routed. False if no parked
+    entry has that id."""
+    result = session.execute(
+        delete(OutboxEntry).where(OutboxEntry.id == entry_id, OutboxEntry.parked_at.is_not(None))
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def remove_for_contact(session: Session, contact_id: str) -> int:
+    return session.execute(delete(OutboxEntry).where(OutboxEntry.contact_id == contact_id)).rowcount

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from store.models import Suppression
-from store.upserts import insert_ignoring_duplicates
+from temporal_journeys.store.models import Suppression
+from temporal_journeys.store.upserts import insert_ignoring_duplicates
 
 
 def add(session: Session, channel: str, address: str, reason: str) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Template
+from temporal_journeys.store.models import Template
+
+
+def get(session: Session, key: str) -> Template | None:
+    return session.get(Template, key)
 
 
 def put(

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.models import Base
+from temporal_journeys.store.models import Base
 
 
 def insert_ignoring_duplicates(

@@ -1,29 +1,37 @@
 """Shared fixtures: a fresh, migrated Postgres database and SQLite file; a time-skipping
-Temporal server with one journeys worker on the Postgres database."""
+Temporal server with one journeys worker on the Postgres database; the API over ASGI on
+that database and server."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import delete
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from journeys import search_attributes
-from journeys.plugin import JourneysPlugin
-from journeys.settings import Settings
-from store.db import Database
-from store.migrate import upgrade
-from store.models import Base
-from tests.engine.harness import TASK_QUEUE
+from temporal_journeys.api.app import create_app
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.plugin import JourneysPlugin
+from temporal_journeys.store import keys
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.migrate import upgrade
+from temporal_journeys.store.models import Base
+from tests.support.api import Api
+from tests.support.harness import TASK_QUEUE
+from tests.support.leftovers import end_open_runs
 from tests.support.postgres import DEFAULT_URL, answers, fresh_database, throwaway_server
+from tests.support.time_server import start_test_server
+
+# The API does not start without the key that signs unsubscribe links (it has no default):
+# every app the tests build gets this one, unless a test sets or removes it.
+os.environ.setdefault("JOURNEYS_SECRET_KEY", "tests-secret-key")
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +50,15 @@ def postgres_server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    with fresh_database(postgres_server_url) as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def own_postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A migrated Postgres database of this test's own, for stacks whose processes write to it
+    while the test looks on (the shared one is emptied between tests, not shared with them)."""
     with fresh_database(postgres_server_url) as url:
         upgrade(url)
         yield url
@@ -78,9 +95,6 @@ def _empty(database: Database) -> None:
             session.execute(delete(table))
 
 
-TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
-
-
 @pytest.fixture(scope="session")
 def engine_db(postgres_url: str) -> Iterator[Database]:
     db = Database(postgres_url)
@@ -90,12 +104,24 @@ def engine_db(postgres_url: str) -> Iterator[Database]:
 
 @pytest_asyncio.fixture(scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
-    )
-    await search_attributes.register(env.client, env.client.namespace)
+    env = await start_test_server()
+    _shared_servers.append(env)
     yield env
+    _shared_servers.clear()
     await env.shutdown()
+
+
+# The time-skipping server started for the session, once a test has asked for it.
+_shared_servers: list[WorkflowEnvironment] = []
+
+
+@pytest_asyncio.fixture(scope="module", autouse=True)
+async def _no_runs_outlive_their_module(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    # Runs a module leaves open would wake on a later module's clock, perhaps on a queue nobody
+    # polls any more, and stop time skipping for everyone (see tests/support/leftovers.py).
+    yield
+    if _shared_servers:
+        await end_open_runs(_shared_servers[0].client, reason=f"left by {request.module.__name__}")
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +136,20 @@ def plugin(engine_db: Database, postgres_url: str) -> JourneysPlugin:
 async def client(time_env: WorkflowEnvironment, plugin: JourneysPlugin) -> AsyncIterator[Client]:
     async with Worker(time_env.client, task_queue=TASK_QUEUE, plugins=[plugin]):
         yield time_env.client
+
+
+# The API tests' app, shared with the template tests under tests/channels.
+@pytest_asyncio.fixture
+async def api(client: Client, engine_db: Database, plugin: JourneysPlugin) -> AsyncIterator[Api]:
+    app = create_app(plugin.settings, temporal=client, db=engine_db, relay=False)
+    with engine_db.transaction() as session:
+        admin = keys.create(session, "test admin", "admin")
+        track = keys.create(session, "test app", "track")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+        yield Api(
+            app,
+            http,
+            {"Authorization": f"Bearer {admin}"},
+            {"Authorization": f"Bearer {track}"},
+        )

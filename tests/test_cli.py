@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from journeys.cli import app
-from journeys.validation import json_schema
+from temporal_journeys.cli.commands import app
+from temporal_journeys.journeys.validation import json_schema
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 runner = CliRunner()
@@ -49,14 +49,14 @@ def test_schema_prints_the_json_schema():
 
 
 def test_create_key_prints_a_key_once_and_refuses_unknown_scopes(tmp_path: Path, monkeypatch):
-    from store.db import Database
-    from store.keys import scope_of
-    from store.migrate import upgrade
+    from temporal_journeys.store.db import Database
+    from temporal_journeys.store.keys import scope_of
+    from temporal_journeys.store.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'keys.db'}"
     upgrade(url)
     monkeypatch.setenv("JOURNEYS_DATABASE_URL", url)
-    from journeys.settings import get_settings
+    from temporal_journeys.journeys.settings import get_settings
 
     get_settings.cache_clear()
     try:

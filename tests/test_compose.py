@@ -17,8 +17,8 @@ import pytest
 import yaml
 from typer.main import get_command
 
-from journeys.cli import app
-from journeys.settings import Settings
+from temporal_journeys.cli.commands import app
+from temporal_journeys.journeys.settings import Settings
 
 ROOT = Path(__file__).parents[1]
 TEXT = (ROOT / "docker-compose.yml").read_text()
@@ -96,6 +96,11 @@ def test_required_values_have_no_defaults():
 
 def test_secrets_reach_the_services_that_use_them_without_defaults():
     assert {"POSTGRES_PASSWORD", "JOURNEYS_SECRET_KEY", "JOURNEYS_PUBLIC_URL"} <= set(REQUIRED)
+    # Payload encryption is on by default here: the worker and the API both need the keys.
+    assert "JOURNEYS_ENCRYPTION_KEYS" in REQUIRED
+    for name in ("worker", "api"):
+        value = SERVICES[name]["environment"][PREFIX + "ENCRYPTION_KEYS"]
+        assert re.fullmatch(r"\$\{JOURNEYS_ENCRYPTION_KEYS:\?[^}]*\}", value), name
     assert "secret_key" in SECRET_FIELDS and "twilio_auth_token" in SECRET_FIELDS
     for name in ("worker", "api"):
         variables = SERVICES[name]["environment"]
@@ -105,6 +110,25 @@ def test_secrets_reach_the_services_that_use_them_without_defaults():
             assert value is None or re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value), (name, field)
     for name in ("migrate", "search-attributes"):
         assert PREFIX + "SECRET_KEY" not in SERVICES[name]["environment"], "jobs need no secrets"
+
+
+def test_the_ui_decodes_through_the_apis_codec_server_from_an_allowed_origin():
+    ui = environment("temporal-ui")
+    endpoint = ui["TEMPORAL_CODEC_ENDPOINT"]
+    # The browser calls it: the API's public address, never a name only compose resolves.
+    assert re.fullmatch(r"\$\{JOURNEYS_PUBLIC_URL:\?[^}]*\}/codec", endpoint)
+    assert {ui["TEMPORAL_CODEC_PASS_ACCESS_TOKEN"], ui["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"]} == {
+        "false"
+    }
+    [published] = SERVICES["temporal-ui"]["ports"]
+    host_port = published.split(":")[0]
+    api = Settings(
+        codec_cors_origins=environment("api")[PREFIX + "CODEC_CORS_ORIGINS"]
+    ).codec_cors_origins
+    assert f"http://localhost:{host_port}" in api and f"http://127.0.0.1:{host_port}" in api
+    assert PREFIX + "CODEC_CORS_ORIGINS" not in environment("worker"), "only the API serves it"
+    for name in ("worker", "api"):
+        assert SERVICES[name]["environment"][PREFIX + "CODEC_TOKEN"] is None, name
 
 
 def test_every_service_has_a_pinned_image_or_the_build():
@@ -126,7 +150,7 @@ def test_long_running_services_with_ports_have_health_checks():
 
 
 def test_the_api_health_check_calls_a_route_the_api_serves(tmp_path: Path):
-    from api.app import create_app
+    from temporal_journeys.api.app import create_app
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}")
     paths = set(create_app(settings, relay=False).openapi()["paths"])
@@ -187,6 +211,9 @@ def test_compose_config_accepts_the_file_with_its_secrets_set():
         "service_completed_successfully"
     )
     assert services["temporal"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    ui = services["temporal-ui"]["environment"]
+    assert ui["TEMPORAL_CODEC_ENDPOINT"] == SET["JOURNEYS_PUBLIC_URL"] + "/codec"
+    assert services["api"]["environment"]["JOURNEYS_CODEC_CORS_ORIGINS"].startswith("http://")
     for name in APP_SERVICES:
         assert services[name]["build"]["dockerfile"] == "Dockerfile"
 
@@ -202,10 +229,13 @@ def test_the_image_holds_every_package_the_distribution_installs():
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    wanted = [p.rstrip("*") for p in project["packages"]["find"]["include"]]
-    wanted += [f"{module}.py" for module in project["py-modules"]]
+    (namespace, root), *_ = project["package-dir"].items()
+    assert root == ".", "the namespace's own modules are the repository root's"
+    # The root's modules belong to the namespace package itself; each subpackage is a folder.
+    wanted = {path.name for path in ROOT.glob("*.py")}
+    wanted |= {p.split(".")[1] for p in project["packages"] if p != namespace}
     copied = set()
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("COPY "):
             copied.update(line.split()[1:-1])
-    assert set(wanted) <= copied, f"the Dockerfile does not copy {set(wanted) - copied}"
+    assert wanted <= copied, f"the Dockerfile does not copy {wanted - copied}"

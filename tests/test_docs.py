@@ -16,11 +16,11 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from typer.main import get_command
 
-from api import metrics
-from journeys import search_attributes
-from journeys.cli import app
-from journeys.settings import Settings
-from journeys.validation import json_schema
+from temporal_journeys.api import metrics
+from temporal_journeys.cli.commands import app
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.journeys.validation import json_schema
+from temporal_journeys.workflows import search_attributes
 
 ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
@@ -108,8 +108,8 @@ def test_the_fields_required_flags_and_defaults_are_the_schemas(model: str):
 
 
 def test_the_step_kinds_and_operators_are_all_described():
-    from journeys.conditions import OPERATORS
-    from journeys.spec import STEP_KINDS
+    from temporal_journeys.journeys.conditions import OPERATORS
+    from temporal_journeys.journeys.spec import STEP_KINDS
 
     text = (DOCS / "spec.md").read_text()
     for kind, model in STEP_KINDS.items():
@@ -168,7 +168,7 @@ def test_the_operating_guide_covers_the_operator_commands():
 
 @cache
 def api_routes() -> list[tuple[str, re.Pattern[str]]]:
-    from api.app import create_app
+    from temporal_journeys.api.app import create_app
 
     schema = create_app(Settings(database_url="sqlite://"), relay=False).openapi()
     routes = []
@@ -260,6 +260,22 @@ def test_every_link_resolves(path: Path):
             )
 
 
+ALL_DOCS = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+NAMED_FILE = re.compile(r"`([A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*\.(?:py|ya?ml|toml|json|md))`")
+
+
+@pytest.mark.parametrize("path", ALL_DOCS, ids=lambda p: p.name)
+def test_every_file_the_docs_name_exists(path: Path):
+    """A path with a folder is from the repository root; a bare name exists somewhere in it."""
+    for named in set(NAMED_FILE.findall(path.read_text())):
+        if "/" in named:
+            assert (ROOT / named).exists() or (DOCS / named).exists(), (
+                f"{path.name} names {named}, which does not exist"
+            )
+        else:
+            assert next(ROOT.glob(f"**/{named}"), None), f"{path.name} names {named}: not found"
+
+
 TEMPORAL = shutil.which("temporal", path=str(Path(sys.executable).parent))
 
 
@@ -289,7 +305,7 @@ def test_every_temporal_cli_command_and_flag_exists(path: Path):
 
 
 def test_the_timeline_keys_are_the_simulators():
-    from journeys.simulate import ScriptedEvent, Start, Timeline
+    from temporal_journeys.cli.simulate import ScriptedEvent, Start, Timeline
 
     text = "\n".join(SPEC["Simulating a journey: timelines"])
     documented = set(re.findall(r"^\| `([a-zA-Z_]+)` \|", text, flags=re.M))

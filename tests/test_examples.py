@@ -5,23 +5,24 @@ header comment promises: when each message goes out, which branch, where each co
 from __future__ import annotations
 
 import inspect
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from journeys.cli import app
-from journeys.rendering import render
-from journeys.simulate import Outcome, load_timeline, simulate
-from journeys.validation import load_document, parse_journey
-from store import templates as templates_store
+from temporal_journeys.cli.commands import app
+from temporal_journeys.cli.simulate import Outcome, load_broadcast, load_timeline, simulate
+from temporal_journeys.journeys.rendering import render
+from temporal_journeys.journeys.validation import load_document, parse_journey
+from temporal_journeys.store import templates as templates_store
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 JOURNEY_FILES = sorted(EXAMPLES.glob("*.yaml"))
 TEMPLATES = {path.stem: yaml.safe_load(path.read_text()) for path in EXAMPLES.glob("templates/*")}
 KEYS = [load_document(path.read_text())["key"] for path in JOURNEY_FILES]
+BROADCAST_FILES = sorted(EXAMPLES.glob("broadcasts/*.yaml"))
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
@@ -77,23 +78,39 @@ def test_every_template_is_used_loadable_and_renders():
     for path in JOURNEY_FILES:
         journey = parse_journey(path.read_text())
         used |= {s.send.template for s in journey.steps if hasattr(s, "send")}
+    used |= {load_broadcast(path).template for path in BROADCAST_FILES}
     assert used == set(TEMPLATES), "a template no example sends, or a send with no template"
     fields = set(inspect.signature(templates_store.put).parameters) - {"session", "key"}
     context = {
         "contact": {"first_name": "Ada"},
         "event": {"item": "shoes"},
-        "data": {"code": "CODE1"},
+        "data": {"code": "CODE1", "headline": "New running shoes"},
         "message": {"id": "msg_1"},
     }
     for key, template in TEMPLATES.items():
         assert set(template) <= fields, f"{key}: {set(template) - fields}"
-        assert template["channel"] in ("email", "sms")
+        assert template["channel"] in ("email", "sms", "push", "whatsapp", "webhook")
         rendered = render(
             template.get("subject"), template.get("html"), template.get("text"), context
         )
         assert rendered.text and "{{" not in rendered.text, key
         if template["channel"] == "email":
             assert rendered.subject, f"{key}: an email needs a subject"
+        if template["channel"] == "webhook":
+            assert template.get("url"), f"{key}: a webhook template needs a url"
+        if template["channel"] == "whatsapp":
+            # Outside the 24-hour window only a content template may go.
+            assert template.get("provider_template_id", "").startswith("HX"), key
+
+
+@pytest.mark.parametrize("path", BROADCAST_FILES, ids=lambda p: p.stem)
+def test_example_broadcast_names_a_segment_template_and_topic_beside_it(path: Path):
+    body = load_broadcast(path)
+    assert load_document(path.read_text())["key"] == path.stem
+    assert (EXAMPLES / "segments" / f"{body.segment}.yaml").exists()
+    assert body.template in TEMPLATES
+    assert body.topic is None or (EXAMPLES / "topics" / f"{body.topic}.yaml").exists()
+    assert (EXAMPLES / "timelines" / f"{path.stem}.yaml").exists(), "no timeline"
 
 
 # --- the timelines ---------------------------------------------------------------------------
@@ -132,32 +149,45 @@ def details(outcome: Outcome, kind: str) -> list[str | None]:
 
 async def test_channel_ladder_tags_the_channel_that_worked_and_hands_off_the_churned():
     runs = await run("channel-ladder")
+    assert all(runs[c].status == "completed" for c in ("ada", "bob", "cleo", "wei", "dan", "eve"))
 
-    assert sent(runs["ada"]) == [(timedelta(0), "offer-email")]
-    assert details(runs["ada"], "updated") == ["set preferred_channel; tag channel-email"]
-    assert sent(runs["bob"]) == [(timedelta(0), "offer-email"), (2 * DAY, "offer-again")]
-    assert details(runs["bob"], "updated") == ["set preferred_channel; tag channel-email"]
-    assert sent(runs["cleo"])[-1] == (4 * DAY, "offer-sms")
-    assert details(runs["cleo"], "updated") == ["set preferred_channel; tag channel-sms"]
-    assert all(runs[c].status == "completed" for c in ("ada", "bob", "cleo", "dan", "eve"))
+    # Push opened: the ladder stops at its first rung.
+    assert [step for _, step in sent(runs["ada"])] == ["offer-push"]
+    assert details(runs["ada"], "updated") == ["set preferred_channel; tag channel-push"]
+    # No open in 2 days: SMS, answered.
+    bob = runs["bob"]
+    assert [step for _, step in sent(bob)] == ["offer-push", "offer-sms"]
+    assert at(bob, "timeout") == [(2 * DAY, "push-opened?")]
+    assert details(bob, "updated") == ["set preferred_channel; tag channel-sms"]
+    # No app: the push is skipped with the reason; WhatsApp two days after the SMS, read.
+    cleo = runs["cleo"]
+    assert details(cleo, "skipped") == ["no push device registered"]
+    assert sent(cleo) == [(2 * DAY, "offer-sms"), (4 * DAY, "offer-whatsapp")]
+    assert details(cleo, "updated") == ["set preferred_channel; tag channel-whatsapp"]
+    # A WeChat user gets the gateway instead of WhatsApp; its read receipt counts.
+    wei = runs["wei"]
+    assert details(wei, "branched") == ["case 1 -> offer-wechat"]
+    assert sent(wei)[-1] == (4 * DAY, "offer-wechat")
+    assert details(wei, "updated") == ["set preferred_channel; tag channel-wechat"]
 
     dan = runs["dan"]
-    assert at(dan, "timeout")[-1] == (6 * DAY, "sms-answered?")
+    assert [step for _, step in sent(dan)] == ["offer-push", "offer-sms", "offer-whatsapp"]
+    assert at(dan, "timeout")[-1] == (6 * DAY, "whatsapp-read?")
     assert details(dan, "updated") == ["tag churned"]
     assert at(dan, "handed_off") == [(6 * DAY, "hand-off")]
     reactivation = runs["dan/re-activation"]
     assert sent(reactivation) == [(13 * DAY, "miss-you")]
     assert reactivation.status == "converted"
 
-    # 10:00 UTC on 5 January is 02:00 in Los Angeles: the SMS waits for 08:00 there.
+    # 10:00 UTC on 7 January is 02:00 in Los Angeles: the SMS waits for 08:00 there.
     eve = runs["eve"]
-    assert at(eve, "deferred") == [(4 * DAY, "offer-sms")]
-    assert sent(eve)[-1] == (4 * DAY + 6 * HOUR, "offer-sms")
+    assert at(eve, "deferred") == [(2 * DAY, "offer-sms")]
+    assert sent(eve)[-1] == (2 * DAY + 6 * HOUR, "offer-sms")
     assert details(eve, "updated") == ["set preferred_channel; tag channel-sms"]
 
     fay = runs["fay"]
     assert fay.status == "exited" and fay.reason == "exit event sms.unsubscribed"
-    assert at(fay, "exited") == [(4 * DAY + HOUR, "sms-answered?")]
+    assert at(fay, "exited") == [(2 * DAY + HOUR, "sms-answered?")]
     assert details(fay, "updated") == []
 
 
@@ -194,22 +224,20 @@ async def test_welcome_drip_sends_now_after_two_days_and_after_two_weeks():
     assert details(runs["bob"], "branched") == ["default -> first-order-offer"]
 
 
-async def test_birthday_gift_goes_out_at_nine_local_on_the_birthday_and_loops():
+async def test_birthday_gift_goes_out_at_nine_local_on_the_birthday_to_contacts_on_file():
+    # The journey enters by its date schedule (date_attribute): the contacts were on file before
+    # it was published and sent nothing; each birthday is an entry keyed by its date.
     runs = await run("birthday")
-    ada, bob, cleo = runs["ada"], runs["bob"], runs["cleo"]
+    ada, bob = runs["ada"], runs["bob"]
 
     # The clock starts on 1 January 00:00 UTC: Paris is UTC+1 and New York UTC-5 in winter.
     assert ada.started.astimezone(UTC).timetuple()[1:5] == (1, 1, 0, 0)
     assert sent(ada) == [(44 * DAY + 8 * HOUR, "gift")]
-    assert details(ada, "event") and at(ada, "event") == [(45 * DAY, "used?")]
+    assert at(ada, "event") == [(45 * DAY, "used?")]
     assert sent(bob) == [(19 * DAY + 14 * HOUR, "gift"), (22 * DAY + 14 * HOUR, "reminder")]
-    for outcome, birthday in ((ada, (2, 14, 8)), (bob, (1, 20, 14))):
-        assert outcome.status == "running"
-        assert outcome.trace[-1].step == "until-birthday"
-        next_year = datetime(ada.started.year + 1, *birthday, tzinfo=UTC)
-        assert f"until {next_year:%Y-%m-%d %H:%M} UTC" in (outcome.waiting_for or "")
-    assert cleo.status == "completed" and cleo.reason == "no birthday on file"
-    assert sent(cleo) == []
+    for outcome in (ada, bob):
+        assert outcome.status == "completed" and outcome.reason == "birthday celebrated"
+    assert "cleo" not in runs  # no birthday on file: never enters
 
 
 async def test_first_purchase_feedback_counts_from_delivery_and_only_once():
@@ -229,18 +257,48 @@ async def test_first_purchase_feedback_counts_from_delivery_and_only_once():
     assert len(outcomes) == 4
 
 
-async def test_win_back_after_sixty_days_without_a_purchase():
+async def test_win_back_enters_contacts_as_the_segment_takes_them_in():
+    # trigger: {segment: no-purchase-90d}; the segment's hourly refresh takes contacts in 90
+    # days after their last order (the history before the start counts), a purchase takes
+    # them out at once.
     runs = await run("win-back")
     ada, bob = runs["ada"], runs["bob"]
 
-    # Ada's purchase on day 30 starts the count again: 60 days from then.
-    assert at(ada, "event") == [(30 * DAY, "sixty-quiet-days?")]
-    assert sent(ada) == [(90 * DAY, "miss-you"), (104 * DAY, "last-call")]
-    assert details(ada, "updated") == ["tag lapsed"] and at(ada, "updated")[0][0] == 118 * DAY
-    assert sent(bob) == [(60 * DAY, "miss-you")]
-    assert at(bob, "event") == [(65 * DAY, "back?")]
+    # Ada's last order is on day 30: in the segment at the first refresh after day 120.
+    assert sent(ada) == [(120 * DAY + HOUR, "miss-you"), (134 * DAY + HOUR, "last-call")]
+    assert details(ada, "updated") == ["tag lapsed"]
+    assert at(ada, "updated") == [(148 * DAY + HOUR, "lapsed")]
+    # Bob's last order was 20 days before the start: the offer on day 70, bought on day 75.
+    assert sent(bob) == [(70 * DAY + HOUR, "miss-you")]
+    assert at(bob, "event") == [(75 * DAY, "back?")]
     assert details(bob, "updated") == ["tag won-back; untag lapsed"]
     assert ada.status == bob.status == "completed"
+    # Cleo was in the segment before the journey was published; Dan never bought anything.
+    assert set(runs) == {"ada", "bob"}
+
+
+async def test_weekly_newsletter_reaches_subscribers_at_nine_local_and_skips_leavers():
+    outcomes = await simulate(
+        EXAMPLES / "broadcasts" / "weekly-newsletter.yaml",
+        load_timeline(EXAMPLES / "timelines" / "weekly-newsletter.yaml"),
+    )
+    issues: dict[str, list[tuple[str, timedelta, str | None]]] = {}
+    for o in outcomes:
+        assert o.journey == "broadcast weekly-newsletter"
+        [entry] = o.trace
+        offset = timedelta(minutes=round((entry.at - o.started).total_seconds() / 60))
+        issues.setdefault(o.contact_id, []).append((o.status, offset, entry.detail))
+
+    # The clock starts on Monday 4 January at 05:00 UTC: 09:00 in Paris is 08:00 UTC, in
+    # New York 14:00 UTC, in Tokyo (09:00 already past) 00:00 UTC the next day.
+    assert issues == {
+        "ada": [("sent", 3 * HOUR, None), ("sent", 7 * DAY + 3 * HOUR, None)],
+        "bob": [
+            ("sent", 9 * HOUR, None),
+            ("skipped", 7 * DAY + 9 * HOUR, "unsubscribed from topic 'newsletter'"),
+        ],
+        "dan": [("sent", 19 * HOUR, None), ("sent", 7 * DAY + 19 * HOUR, None)],
+    }  # cleo has no email address: not in the segment
 
 
 async def test_lead_scoring_hands_off_to_sales_when_the_score_reaches_fifty():

@@ -1,8 +1,9 @@
 """The journey interpreter: one run walks one contact through one published journey version.
 
-The loop enters a step, runs that kind's short handler, which answers the next step id, and
-records a trace line for every decision. Goal and exit events interrupt whatever is running,
-timers included. The spec travels in the input, so a run stays on the version it began on.
+The loop enters a step, runs that kind's short handler (``_take`` matches the step's class),
+which answers the next step id, and records a trace line for every decision. Goal and exit
+events interrupt whatever is running, timers included. The spec travels in the input, so a run
+stays on the version it began on; the interpreter number there keeps its behaviour too.
 """
 
 from __future__ import annotations
@@ -10,13 +11,35 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, NamedTuple, assert_never
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.types import (
+    from temporal_journeys.journeys.conditions import evaluate, history_conditions
+    from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent, TraceEntry
+    from temporal_journeys.journeys.spec import (
+        BranchStep,
+        EnterStep,
+        EventMatch,
+        ExitStep,
+        SendStep,
+        SplitStep,
+        Step,
+        UpdateStep,
+        WaitFor,
+        WaitForDate,
+        WaitForStep,
+        WaitStep,
+        WaitUntil,
+    )
+    from temporal_journeys.journeys.split import choose_variant
+    from temporal_journeys.journeys.timing import next_date_occurrence, next_local_time, quiet_until
+    from temporal_journeys.workflows import search_attributes as sa
+    from temporal_journeys.workflows.activity_types import (
         BEGIN_ENROLLMENT,
         ENTER_JOURNEY,
         LOAD_CONDITION_DATA,
@@ -35,30 +58,22 @@ with workflow.unsafe.imports_passed_through():
         SendMessageResult,
         UpdateContactInput,
     )
-    from journeys import search_attributes as sa
-    from journeys.conditions import evaluate, history_conditions
-    from journeys.records import ContactSnapshot, JourneyEvent, TraceEntry
-    from journeys.spec import (
-        BranchStep,
-        EnterStep,
-        EventMatch,
-        ExitStep,
-        SendStep,
-        SplitStep,
-        Step,
-        UpdateStep,
-        WaitFor,
-        WaitForDate,
-        WaitForStep,
-        WaitStep,
-        WaitUntil,
+    from temporal_journeys.workflows.contract import (
+        EVENT_SIGNAL,
+        EXIT_UPDATE,
+        MIGRATE_UPDATE,
+        STATE_QUERY,
+        WORKFLOW_NAME,
     )
-    from journeys.split import choose_variant
-    from journeys.timing import next_date_occurrence, next_local_time, quiet_until
-    from workflows.options import DEFAULT as OPTIONS
-    from workflows.types import (
+    from temporal_journeys.workflows.limits import size_of, too_deep
+    from temporal_journeys.workflows.options import DEFAULT as OPTIONS
+    from temporal_journeys.workflows.types import (
+        BUFFER_BYTES_LIMIT,
+        CARRY_BYTES_LIMIT,
+        EVENT_DEPTH_LIMIT,
         SEEN_IDS_LIMIT,
         TRACE_LIMIT,
+        Behaviour,
         BufferedEvent,
         JourneyInput,
         JourneyResult,
@@ -68,28 +83,43 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-class _Suspend:
-    """A handler's answer when the run must continue as new before the step is done."""
+class Halt(Enum):
+    """A handler's answer when the loop must not simply go on to a next step."""
+
+    SUSPEND = "suspend"  # continue as new (or migrate) before the step is done
+    ENDED = "ended"  # the send's activity recorded the run's end (``RunEnd``)
 
 
-class _Ended:
-    """A send step's answer when its activity recorded the run's end (``RunEnd``)."""
+Next = str | None | Halt
+"""A handler's answer: the next step id, None when the journey ends here, or a ``Halt``."""
 
 
-SUSPEND = _Suspend()
-ENDED = _Ended()
+class Waited(Enum):
+    """How a ``_block`` ended."""
+
+    READY = "ready"  # what it waited for is there
+    TIMEOUT = "timeout"  # its moment came
+    INTERRUPTED = "interrupted"  # a goal, an exit event or an operator's exit
+    SUSPENDED = "suspended"  # a migration or a continue-as-new comes first
+
+
+class _Sent(NamedTuple):
+    result: SendMessageResult
+    end: RunEnd | None  # the run's end the attempt carried
+
+
 # Waits shorter than this neither record progress nor move the search attributes before they
 # begin (one local activity and an upsert less): they are over before anyone could look.
 SHORT_WAIT = timedelta(seconds=5)
+# Retired; interpreter-1 runs still name it (``Behaviour`` in ``types``).
 SHORT_WAIT_PATCH = "short-waits-skip-bookkeeping"
-Next = str | None | _Suspend | _Ended
 
 
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-@workflow.defn(name="Journey")
+@workflow.defn(name=WORKFLOW_NAME)
 class JourneyWorkflow:
     @workflow.init
     def __init__(self, run_input: JourneyInput) -> None:
@@ -98,9 +128,10 @@ class JourneyWorkflow:
         self._steps = self._journey.step_map()
         self._resumed = run_input.state is not None
         self._s = run_input.state or RunState(
-            entry_id=workflow.info().run_id, started_at=workflow.now()
+            entry_id=self._entry_id(run_input), started_at=workflow.now()
         )
         self._seen = set(self._s.seen_ids)
+        self._sizes: dict[int, int] = {}  # buffered event seq -> its bytes, measured once
         self._interrupt: tuple[str, str] | None = None
         self._migration: MigrateRun | None = None
         self._migrated_to: str | None = None
@@ -109,6 +140,17 @@ class JourneyWorkflow:
         self._shown_step = workflow.info().typed_search_attributes.get(sa.STEP)
         if run_input.trigger is not None:
             self._remember(run_input.trigger.id)
+
+    @staticmethod
+    def _entry_id(run_input: JourneyInput) -> str:
+        """The id of this entry, which keys its enrollment and its sends: the first run's id,
+        which the starter recorded and a reset keeps. A reset run is a new run replaying the
+        old one's history, so its own run id would make its sends new messages; continue-as-new
+        carries the id in the state instead. Runs on 1 and 2 keep the run id they keyed with."""
+        info = workflow.info()
+        if run_input.has(Behaviour.ENTRY_OF_THE_FIRST_RUN):
+            return info.first_execution_run_id
+        return info.run_id
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -124,11 +166,10 @@ class JourneyWorkflow:
                 continue
             if self._continue_as_new_due():
                 await self._continue_as_new()
-            step = self._steps[self._s.step]
-            following = await getattr(self, "_" + type(step).__name__)(step)
-            if isinstance(following, _Ended):
+            following = await self._take(self._steps[self._s.step])
+            if following is Halt.ENDED:
                 break
-            if isinstance(following, _Suspend):
+            if following is Halt.SUSPEND:
                 if self._migration is not None:
                     continue
                 await self._continue_as_new()
@@ -186,7 +227,31 @@ class JourneyWorkflow:
         await self._flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._s.seen_ids = self._s.seen_ids[-SEEN_IDS_LIMIT:]
-        workflow.continue_as_new(self._input.model_copy(update={"state": self._s}))
+        carried = self._input.model_copy(update={"state": self._s})
+        if self._input.has(Behaviour.STATE_BOUNDED_BY_BYTES) and not self._fit(carried):
+            await self._end("failed", f"its state outgrew the {CARRY_BYTES_LIMIT} bytes it carries")
+        workflow.continue_as_new(carried)
+
+    def _fit(self, carried: JourneyInput) -> bool:
+        """Trim the run's state (``carried.state``) until the input fits ``CARRY_BYTES_LIMIT``:
+        the oldest buffered events first (each traced), then the oldest half of the seen ids,
+        then of the trace. False when only the journey and the trigger are left over it."""
+        while (excess := size_of(carried) - CARRY_BYTES_LIMIT) > 0:
+            if self._s.buffer:
+                while excess > 0 and self._s.buffer:
+                    oldest = self._s.buffer.pop(0)
+                    excess -= self._size(oldest)
+                    self._dropped(oldest, f"over the {CARRY_BYTES_LIMIT} bytes a run carries")
+            elif len(self._s.seen_ids) > 1:
+                forgotten = self._s.seen_ids[: len(self._s.seen_ids) // 2]
+                del self._s.seen_ids[: len(forgotten)]
+                self._seen.difference_update(forgotten)
+                self._trace(self._s.step, "dropped", f"the {len(forgotten)} oldest event ids")
+            elif len(self._s.trace) > 1:
+                del self._s.trace[: len(self._s.trace) // 2]
+            else:
+                return False
+        return True
 
     def _continue_as_new_due(self) -> bool:
         limit = self._input.continue_as_new_after
@@ -197,7 +262,28 @@ class JourneyWorkflow:
 
     # --- step handlers: one per kind --------------------------------------------------------
 
-    async def _WaitStep(self, step: WaitStep) -> Next:
+    async def _take(self, step: Step) -> Next:
+        match step:
+            case WaitStep():
+                return await self._wait(step)
+            case WaitForStep():
+                return await self._wait_for(step)
+            case BranchStep():
+                return await self._branch(step)
+            case SplitStep():
+                return self._split(step)
+            case SendStep():
+                return await self._send(step)
+            case UpdateStep():
+                return await self._update(step)
+            case EnterStep():
+                return await self._enter(step)
+            case ExitStep():
+                return self._exit(step)
+            case _:
+                assert_never(step)
+
+    async def _wait(self, step: WaitStep) -> Next:
         now, wait = workflow.now(), step.wait
         if isinstance(wait, timedelta):
             target: datetime | None = now + wait
@@ -208,13 +294,16 @@ class JourneyWorkflow:
             if target is None:
                 self._trace(step.id, "skipped", f"no date in `{wait.date_attribute}`")
                 return self._after(step)
-        outcome = await self._block(step.id, target, f"waiting on step {step.id}")
-        if outcome != "timeout":
-            return SUSPEND if outcome is SUSPEND else None
-        self._trace(step.id, "waited")
-        return self._after(step)
+        match await self._block(step.id, target, f"waiting on step {step.id}"):
+            case Waited.TIMEOUT:
+                self._trace(step.id, "waited")
+                return self._after(step)
+            case Waited.SUSPENDED:
+                return Halt.SUSPEND
+            case _:
+                return None  # interrupted: the loop ends the run
 
-    async def _WaitForStep(self, step: WaitForStep) -> Next:
+    async def _wait_for(self, step: WaitForStep) -> Next:
         spec = step.wait_for
         about = f" (message {spec.message})" if spec.message else ""
         outcome = await self._block(
@@ -223,18 +312,22 @@ class JourneyWorkflow:
             f"waiting for {spec.event}{about} on step {step.id}",
             ready=lambda: self._match(spec) is not None,
         )
-        if outcome == "ready":
-            found = self._match(spec)
-            assert found is not None
-            found.consumed = True
-            self._trace(step.id, "event", f"{found.event.name} ({found.event.id})")
-            return self._after(step)
-        if outcome == "timeout":
-            self._trace(step.id, "timeout", f"no {spec.event} in time")
-            return step.on_timeout or self._after(step)
-        return SUSPEND if outcome is SUSPEND else None
+        match outcome:
+            case Waited.READY:
+                found = self._match(spec)
+                assert found is not None
+                found.consumed = True
+                self._trace(step.id, "event", f"{found.event.name} ({found.event.id})")
+                return self._after(step)
+            case Waited.TIMEOUT:
+                self._trace(step.id, "timeout", f"no {spec.event} in time")
+                return step.on_timeout or self._after(step)
+            case Waited.SUSPENDED:
+                return Halt.SUSPEND
+            case Waited.INTERRUPTED:
+                return None
 
-    async def _BranchStep(self, step: BranchStep) -> Next:
+    async def _branch(self, step: BranchStep) -> Next:
         data = await self._condition_data([case.when for case in step.branch.cases])
         context, seen = self._context(), self._seen_events()
         for index, case in enumerate(step.branch.cases):
@@ -245,7 +338,7 @@ class JourneyWorkflow:
         self._trace(step.id, "branched", f"default -> {target or 'exit'}")
         return target
 
-    async def _SplitStep(self, step: SplitStep) -> Next:
+    def _split(self, step: SplitStep) -> Next:
         # Keyed by what started this entry, never by run ids or workflow.random(): a reset
         # or a replay must land the contact in the same arm.
         trigger = self._input.trigger
@@ -260,37 +353,15 @@ class JourneyWorkflow:
             return assignment.next
         return assignment.next or step.next or self._journey.following(step.id)
 
-    async def _SendStep(self, step: SendStep) -> Next:
-        if await self._quiet_hours(step) is SUSPEND:
-            return SUSPEND
-        if self._interrupt is not None:
-            return None
-        # A send held back (cap, channel quiet hours) keeps its key across the wait and a
-        # continue-as-new, so the retried attempt is the same message, not a second one.
-        key = self._s.pending_send or self._operation_key(step.id)
-        self._s.pending_send = key
-        message_id = "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
-        self._s.messages[step.id] = message_id
-        while True:
-            end = self._planned_end(step)
-            result = await self._send(step, key, message_id, end)
-            if result.status != "deferred":
-                break
-            assert result.until is not None
-            self._trace(step.id, "deferred", f"{result.reason} until {_when(result.until)}")
-            outcome = await self._block(
-                step.id, result.until, f"{result.reason}: {step.send.channel} deferred"
-            )
-            if outcome is SUSPEND:
-                return SUSPEND
-            if self._interrupt is not None:
-                return None
-            self._s.deadline = None
-        self._s.pending_send = None
+    async def _send(self, step: SendStep) -> Next:
+        sent = await self._send_when_allowed(step)
+        if not isinstance(sent, _Sent):
+            return sent
+        result, end = sent
         if result.run_ended_at is not None:
             assert end is not None
             self._ended_with(end, result, result.run_ended_at)
-            return ENDED
+            return Halt.ENDED
         if result.status == "failed":
             self._trace(step.id, "failed", result.reason)
             if step.on_failure:
@@ -300,6 +371,101 @@ class JourneyWorkflow:
         # The reason says why a send was skipped, or that its outcome is unknown.
         self._trace(step.id, result.status, result.reason)
         return self._after(step)
+
+    async def _update(self, step: UpdateStep) -> Next:
+        self._s.contact = await workflow.execute_activity(
+            UPDATE_CONTACT,
+            UpdateContactInput(
+                operation_key=self._operation_key(step.id),
+                contact_id=self._input.contact_id,
+                update=step.update,
+            ),
+            result_type=ContactSnapshot,
+            start_to_close_timeout=OPTIONS.side_effect_timeout,
+            retry_policy=OPTIONS.retry,
+            summary=f"{step.id}: update contact",
+        )
+        self._trace(step.id, "updated", _describe_update(step))
+        return self._after(step)
+
+    async def _enter(self, step: EnterStep) -> Next:
+        result = await workflow.execute_activity(
+            ENTER_JOURNEY,
+            EnterJourneyInput(
+                contact_id=self._input.contact_id,
+                journey_key=step.enter.journey,
+                from_journey=self._journey.key,
+            ),
+            result_type=EnterJourneyResult,
+            start_to_close_timeout=OPTIONS.side_effect_timeout,
+            retry_policy=OPTIONS.retry,
+            summary=f"{step.id}: enter {step.enter.journey}",
+        )
+        if result.entered:
+            self._trace(step.id, "handed_off", f"{step.enter.journey} ({result.workflow_id})")
+        else:
+            self._trace(step.id, "skipped", result.reason)
+        return self._after(step)
+
+    def _exit(self, step: ExitStep) -> Next:
+        self._s.reason = step.exit.reason
+        return None
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _send_when_allowed(self, step: SendStep) -> _Sent | Halt | None:
+        """The send, made once nothing holds it back: the journey's quiet hours are waited out
+        before the first attempt, a channel guard's deferral (daily cap, channel quiet hours)
+        after the attempt it answered; both wait in ``_hold``. ``Halt.SUSPEND`` or None when
+        the run must continue as new or was interrupted while the send was held."""
+        quiet_end = self._quiet_hours_until(step)
+        if quiet_end is not None:
+            # A deadline already set is a hold resumed after a continue-as-new, traced before.
+            traced = self._s.deadline is None
+            held = await self._hold(step, "quiet hours", quiet_end, traced=traced)
+            if held is Waited.SUSPENDED:
+                return Halt.SUSPEND
+        if self._interrupt is not None:
+            return None
+        # A send held back keeps its key across the wait and a continue-as-new, so the retried
+        # attempt is the same message, not a second one.
+        key = self._s.pending_send or self._operation_key(step.id)
+        self._s.pending_send = key
+        message_id = "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+        self._s.messages[step.id] = message_id
+        while True:
+            end = self._planned_end(step)
+            result = await self._attempt(step, key, message_id, end)
+            if result.status != "deferred":
+                self._s.pending_send = None
+                return _Sent(result, end)
+            assert result.until is not None
+            held = await self._hold(step, result.reason, result.until, traced=True)
+            if held is Waited.SUSPENDED:
+                return Halt.SUSPEND
+            if self._interrupt is not None:
+                return None
+            # Only a deferral's deadline is cleared here. The journey's quiet hours leave theirs,
+            # spent, so a deferral right after them times out at once and the send is tried
+            # again; clearing it too would change the commands of running sends.
+            self._s.deadline = None
+
+    def _quiet_hours_until(self, step: SendStep) -> datetime | None:
+        """When the journey's quiet hours let this send go, if they hold it now."""
+        window = self._journey.quiet_hours
+        if window is None or (window.channels and step.send.channel not in window.channels):
+            return None
+        if self._s.deadline is not None and self._s.deadline <= workflow.now():
+            return None  # deferred already, and the window is over
+        return self._s.deadline or quiet_until(workflow.now(), self._tz(), window.start, window.end)
+
+    async def _hold(
+        self, step: SendStep, reason: str | None, until: datetime, *, traced: bool
+    ) -> Waited:
+        """Hold the send back until ``until``; ``traced``: the trace shows it deferred."""
+        if traced:
+            self._trace(step.id, "deferred", f"{reason} until {_when(until)}")
+        return await self._block(step.id, until, f"{reason}: {step.send.channel} deferred")
 
     def _planned_end(self, step: SendStep) -> RunEnd | None:
         """The run's end if this send goes out, when only an exit (or nothing) follows it:
@@ -329,7 +495,7 @@ class JourneyWorkflow:
             # Too late to move: ``migrate`` answers that the run ended.
             self._migration, self._migrated_to = None, None
 
-    async def _send(
+    async def _attempt(
         self, step: SendStep, key: str, message_id: str, end: RunEnd | None
     ) -> SendMessageResult:
         send = step.send
@@ -351,6 +517,9 @@ class JourneyWorkflow:
                 now=workflow.now(),
                 if_capped=send.if_capped,
                 run_end=end,
+                # A field of the input, not a command: replaying older histories is unchanged.
+                topic=send.topic,
+                variant=self._s.variant,
             ),
             result_type=SendMessageResult,
             start_to_close_timeout=OPTIONS.send_timeout,
@@ -358,45 +527,6 @@ class JourneyWorkflow:
             retry_policy=OPTIONS.retry,
             summary=f"{step.id}: {send.channel} {send.template}",
         )
-
-    async def _UpdateStep(self, step: UpdateStep) -> Next:
-        self._s.contact = await workflow.execute_activity(
-            UPDATE_CONTACT,
-            UpdateContactInput(
-                operation_key=self._operation_key(step.id),
-                contact_id=self._input.contact_id,
-                update=step.update,
-            ),
-            result_type=ContactSnapshot,
-            start_to_close_timeout=OPTIONS.side_effect_timeout,
-            retry_policy=OPTIONS.retry,
-            summary=f"{step.id}: update contact",
-        )
-        self._trace(step.id, "updated", _describe_update(step))
-        return self._after(step)
-
-    async def _EnterStep(self, step: EnterStep) -> Next:
-        result = await workflow.execute_activity(
-            ENTER_JOURNEY,
-            EnterJourneyInput(
-                contact_id=self._input.contact_id,
-                journey_key=step.enter.journey,
-                from_journey=self._journey.key,
-            ),
-            result_type=EnterJourneyResult,
-            start_to_close_timeout=OPTIONS.side_effect_timeout,
-            retry_policy=OPTIONS.retry,
-            summary=f"{step.id}: enter {step.enter.journey}",
-        )
-        if result.entered:
-            self._trace(step.id, "handed_off", f"{step.enter.journey} ({result.workflow_id})")
-        else:
-            self._trace(step.id, "skipped", result.reason)
-        return self._after(step)
-
-    async def _ExitStep(self, step: ExitStep) -> Next:
-        self._s.reason = step.exit.reason
-        return None
 
     # --- waiting ----------------------------------------------------------------------------
 
@@ -406,7 +536,7 @@ class JourneyWorkflow:
         until: datetime,
         words: str,
         ready: Callable[[], bool] | None = None,
-    ) -> str | _Suspend:
+    ) -> Waited:
         """Wait for ``ready``, an interrupt, a continue-as-new point or ``until``.
 
         The deadline is kept in the run state, so a run that continues as new mid-wait
@@ -415,14 +545,15 @@ class JourneyWorkflow:
             self._s.deadline = until
         until = self._s.deadline
         if ready is not None and ready():
-            return "ready"
+            return Waited.READY
         remaining = until - workflow.now()
         if remaining <= timedelta(0):
-            return "timeout"
+            return Waited.TIMEOUT
         words = f"{words} until {_when(until)}"
-        if remaining < SHORT_WAIT and self._short_waits_skip_bookkeeping():
+        if remaining < SHORT_WAIT:
             # Over before anyone could look: progress is recorded at the next durable wait or
             # at the end, and the search attributes stay where they were.
+            self._name_the_short_wait_patch()
             self._show(step_id, words, until)
         else:
             await self._show_blocked(step_id, words, until)
@@ -438,34 +569,19 @@ class JourneyWorkflow:
                 timeout_summary=f"{step_id}: until {_when(until)}",
             )
         except TimeoutError:
-            return "timeout"
+            return Waited.TIMEOUT
         if self._interrupt is not None:
-            return "interrupted"
+            return Waited.INTERRUPTED
         if ready is not None and ready():
-            return "ready"
-        return SUSPEND
+            return Waited.READY
+        return Waited.SUSPENDED
 
-    def _short_waits_skip_bookkeeping(self) -> bool:
-        # Entries started on interpreter 2 say so in their input. Older ones ask the patch, so
-        # runs that began before it and runs recorded under it both replay as they ran.
-        return self._input.interpreter >= 2 or workflow.patched(SHORT_WAIT_PATCH)
-
-    async def _quiet_hours(self, step: SendStep) -> _Suspend | None:
-        """Hold a send that falls in the contact's quiet hours until the window ends."""
-        window = self._journey.quiet_hours
-        if window is None or (window.channels and step.send.channel not in window.channels):
-            return None
-        if self._s.deadline is not None and self._s.deadline <= workflow.now():
-            return None  # deferred already, and the window is over
-        until = self._s.deadline or quiet_until(
-            workflow.now(), self._tz(), window.start, window.end
-        )
-        if until is None:
-            return None
-        if self._s.deadline is None:
-            self._trace(step.id, "deferred", f"quiet hours until {_when(until)}")
-        outcome = await self._block(step.id, until, f"quiet hours: {step.send.channel} deferred")
-        return SUSPEND if outcome is SUSPEND else None
+    def _name_the_short_wait_patch(self) -> None:
+        # Interpreter-1 runs of the patch era recorded its marker at their first short wait,
+        # and replay fails on a non-deprecated marker that code no longer asks about; asking
+        # with ``deprecate_patch`` meets it (the table at ``Behaviour`` in ``types``).
+        if not self._input.has(Behaviour.SHORT_WAITS_UNMARKED):
+            workflow.deprecate_patch(SHORT_WAIT_PATCH)
 
     def _match(self, spec: WaitFor) -> BufferedEvent | None:
         """The oldest buffered event this wait can use that no earlier wait used; events that
@@ -485,10 +601,14 @@ class JourneyWorkflow:
 
     # --- events -----------------------------------------------------------------------------
 
-    @workflow.signal(name="event")
-    def on_event(self, event: JourneyEvent) -> None:
-        """Events carry their id; Temporal does not deduplicate signals, so the run does."""
-        if event.id in self._seen:
+    @workflow.signal(name=EVENT_SIGNAL)
+    def on_event(self, raw: RawValue) -> None:
+        """Events carry their id; Temporal does not deduplicate signals, so the run does.
+
+        The argument is decoded here rather than by the SDK, so that one the worker cannot
+        decode is seen (and, on 3, traced) as it is dropped."""
+        event = self._received(raw)
+        if event is None or event.id in self._seen:
             return
         self._remember(event.id)
         if self._interrupt is None and self._s.status == "running":
@@ -500,6 +620,50 @@ class JourneyWorkflow:
         self._s.arrivals += 1
         self._s.buffer.append(BufferedEvent(seq=self._s.arrivals, event=event))
         del self._s.buffer[: -self._input.buffer_size]
+        if self._input.has(Behaviour.STATE_BOUNDED_BY_BYTES):
+            self._bound_buffer()
+
+    def _received(self, raw: RawValue) -> JourneyEvent | None:
+        """The signal's event, or None when the run cannot take it: undecodable (nested past
+        what the decoder reads), or on 3 nested too deep to carry across a continue-as-new."""
+        try:
+            event = workflow.payload_converter().from_payload(raw.payload, JourneyEvent)
+        except Exception as exc:  # whatever the converter raises: the SDK dropped these too
+            # The class only: the error's text quotes the event, which may hold personal data.
+            workflow.logger.warning(
+                "dropped an event that could not be decoded (%s)", type(exc).__name__
+            )
+            if self._input.has(Behaviour.STATE_BOUNDED_BY_BYTES):
+                self._trace(self._s.step, "dropped", "an event that could not be decoded")
+            return None
+        if not self._input.has(Behaviour.STATE_BOUNDED_BY_BYTES):
+            return event
+        if too_deep(event.properties):
+            why = f"properties nested over {EVENT_DEPTH_LIMIT} levels"
+            self._trace(self._s.step, "dropped", f"{event.name} ({event.id}): {why}")
+            return None
+        return event
+
+    def _bound_buffer(self) -> None:
+        """Drop the oldest buffered events until the buffer fits ``BUFFER_BYTES_LIMIT``; the
+        newest alone may be over it, and goes too (a goal or exit in it has counted already)."""
+        kept = {buffered.seq for buffered in self._s.buffer}
+        self._sizes = {seq: size for seq, size in self._sizes.items() if seq in kept}
+        total = sum(self._size(buffered) for buffered in self._s.buffer)
+        while total > BUFFER_BYTES_LIMIT:
+            oldest = self._s.buffer.pop(0)
+            total -= self._size(oldest)
+            self._dropped(oldest, f"the buffer keeps {BUFFER_BYTES_LIMIT} bytes")
+
+    def _size(self, buffered: BufferedEvent) -> int:
+        if buffered.seq not in self._sizes:
+            self._sizes[buffered.seq] = size_of(buffered)
+        return self._sizes[buffered.seq]
+
+    def _dropped(self, buffered: BufferedEvent, why: str) -> None:
+        self._sizes.pop(buffered.seq, None)
+        event = buffered.event
+        self._trace(self._s.step, "dropped", f"{event.name} ({event.id}): {why}")
 
     def _matches(self, rule: EventMatch, event: JourneyEvent) -> bool:
         if rule.event != event.name:
@@ -516,7 +680,7 @@ class JourneyWorkflow:
 
     # --- versions ---------------------------------------------------------------------------
 
-    @workflow.update(name="migrate")
+    @workflow.update(name=MIGRATE_UPDATE)
     async def migrate(self, request: MigrateRun) -> str:
         """Move this run onto a newer version at the step the mapping names for where it is."""
         self._migration = request
@@ -563,7 +727,7 @@ class JourneyWorkflow:
         )
         self._shown_step = target
 
-    @workflow.update(name="exit")
+    @workflow.update(name=EXIT_UPDATE)
     def exit_run(self, reason: str) -> str:
         """End the run now (an operator's decision, or the contact's erasure)."""
         self._interrupt = ("exited", reason)
@@ -576,7 +740,7 @@ class JourneyWorkflow:
 
     # --- operators --------------------------------------------------------------------------
 
-    @workflow.query(name="state")
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> RunView:
         return RunView(
             journey=self._journey.key,
@@ -666,7 +830,8 @@ class JourneyWorkflow:
         }
 
     def _operation_key(self, step_id: str) -> str:
-        """Stable across retries, replays and resets; distinct for each visit of a step."""
+        """Stable across retries, replays and continue-as-new, and on 3 across resets too
+        (``_entry_id``); distinct for each visit of a step."""
         visit = self._s.visits.get(step_id, 0) + 1
         self._s.visits[step_id] = visit
         return f"{workflow.info().workflow_id}/{self._s.entry_id}/{step_id}/{visit}"

@@ -3,18 +3,67 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import IntEnum
 
 from pydantic import BaseModel, Field
 
-from journeys.records import ContactSnapshot, JourneyEvent, TraceEntry
-from journeys.spec import Journey
+from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent, TraceEntry
+from temporal_journeys.journeys.spec import Journey
 
 TRACE_LIMIT = 200
 SEEN_IDS_LIMIT = 2000
-INTERPRETER = 2
-"""What new entries are started on. 2: waits under a few seconds skip the bookkeeping before
-them, decided by the input instead of a patch marker (a marker costs every run two history
-events and a visibility write)."""
+BUFFER_BYTES_LIMIT = 512 * 1024
+"""Serialized events a run keeps for its waits (on 3); the oldest go first, traced."""
+CARRY_BYTES_LIMIT = 1024 * 1024
+"""The continue-as-new input (on 3): Temporal refuses a payload over 2 MB, and the journey and
+the trigger travel in it too."""
+EVENT_DEPTH_LIMIT = 128
+"""How deep an event's properties may nest (``{}`` is 1) for a run on 3 to take it in, and for
+the starter to take it as a trigger. The payload decoder (pydantic's JSON parser) stops at about
+200 levels for a whole payload, and a buffered event's properties sit 5 levels down in a
+continue-as-new input: deeper events would stick the run there."""
+
+
+class Behaviour(IntEnum):
+    """Workflow-code changes that alter what a run records, each valued at the interpreter
+    number that brought it. A run has a behaviour when its entry started on that number or a
+    later one (``JourneyInput.has``); the number is kept across continue-as-new and migration,
+    so a run never changes behaviour halfway. This is the one mechanism for such changes: a new
+    one gets a member here, a row below, ``INTERPRETER`` raised, and recorded histories of both
+    sides kept in ``tests/engine/histories``.
+
+    ======  ==============================================================================
+    number  what runs started on it do (a row names what changed since the row above)
+    ======  ==============================================================================
+    1       Inputs older than the field. Waits under ``SHORT_WAIT`` skip the bookkeeping
+            before them (no progress write, no search-attribute upsert), and name the
+            retired patch ``short-waits-skip-bookkeeping`` with ``workflow.deprecate_patch``:
+            runs of the patch era recorded its marker, and replay must meet it; a short
+            wait now records the marker (deprecated) and its ``TemporalChangeVersion``
+            upsert, as the patch did. Runs that passed a short wait before the patch
+            (a107579, 2026-11-25; no release before it) did the bookkeeping there and no
+            longer replay.
+    2       ``SHORT_WAITS_UNMARKED``: short waits skip the bookkeeping without naming the
+            patch, so no marker and no ``TemporalChangeVersion`` upsert (two history events
+            and a visibility write less per run).
+    3       ``ENTRY_OF_THE_FIRST_RUN``: the entry id (the enrollment's id, and part of every
+            send and update key) is the first execution's run id, which a reset keeps, not
+            the current run's: a reset run finds its sends made and its entry its own.
+            ``STATE_BOUNDED_BY_BYTES``: the event buffer is bounded by serialized bytes
+            (``BUFFER_BYTES_LIMIT``) as well as by count; events nested deeper than
+            ``EVENT_DEPTH_LIMIT`` or that cannot be decoded are dropped; the continue-as-new
+            input is fitted under ``CARRY_BYTES_LIMIT`` (oldest buffered events, then seen
+            ids, then trace lines); each drop is a ``dropped`` trace line.
+    ======  ==============================================================================
+    """
+
+    SHORT_WAITS_UNMARKED = 2
+    ENTRY_OF_THE_FIRST_RUN = 3
+    STATE_BOUNDED_BY_BYTES = 3  # the same number: both came together
+
+
+INTERPRETER: int = max(Behaviour).value
+"""What new entries are started on (the starter sets it in every input): the latest row."""
 
 
 class BufferedEvent(BaseModel):
@@ -26,7 +75,10 @@ class BufferedEvent(BaseModel):
 class RunState(BaseModel):
     """Everything a run carries across continue-as-new."""
 
-    entry_id: str = Field(description="Run id of the first run of this entry; keys idempotency.")
+    entry_id: str = Field(
+        description="Run id of the first run of this entry (on 1 and 2: of the run that began "
+        "it, which a reset replaces); keys idempotency."
+    )
     started_at: datetime
     step: str | None = None
     status: str = "running"
@@ -70,9 +122,14 @@ class JourneyInput(BaseModel):
     )
     interpreter: int = Field(
         default=1,
-        description="Interpreter behaviour this entry was started on; inputs older than the "
-        "field are 1. Kept across continue-as-new and migration, so a run never changes it.",
+        description="Interpreter behaviour this entry was started on (``Behaviour``); inputs "
+        "older than the field are 1. Kept across continue-as-new and migration, so a run "
+        "never changes it.",
     )
+
+    def has(self, behaviour: Behaviour) -> bool:
+        """Whether this run was started on an interpreter with ``behaviour``."""
+        return self.interpreter >= behaviour
 
 
 class RunView(BaseModel):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from activities.providers.base import NotAccepted, OutcomeUnknown, PermanentSendError
+from temporal_journeys.activities.providers.base import (
+    NotAccepted,
+    OutcomeUnknown,
+    PermanentSendError,
+)
 
 # Answered by a proxy or load balancer in front of the service, or by the service refusing
 # work: the message was not taken. A bare 500 may come after the message was queued.

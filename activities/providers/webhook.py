@@ -16,6 +16,7 @@ message id, the contact, the trigger event and the step's data.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -24,15 +25,17 @@ from typing import Any
 
 import httpx
 
-from activities.providers.base import (
+from temporal_journeys.activities.providers.base import (
+    BeforeCall,
     NotAccepted,
     OutcomeUnknown,
     OutgoingMessage,
     PermanentSendError,
     Receipt,
+    nothing_to_mark,
 )
-from activities.providers.http_outcomes import raise_for_status, retry_after
-from journeys.settings import Settings
+from temporal_journeys.activities.providers.http_outcomes import raise_for_status, retry_after
+from temporal_journeys.journeys.settings import Settings
 
 SIGNATURE_HEADER = "X-Journeys-Signature"
 
@@ -73,12 +76,15 @@ class SignedWebhook:
     # The receiver gets an Idempotency-Key and can drop a repeat, so an unknown outcome is
     # retried rather than risk a step that silently never reached its receiver.
     resend_when_unsure = True
+    confirmed_by_webhook = False
 
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.webhook_signing_secret
         self._timeout = settings.provider_timeout_seconds
 
-    async def send(self, message: OutgoingMessage) -> Receipt:
+    async def send(
+        self, message: OutgoingMessage, before_call: BeforeCall = nothing_to_mark
+    ) -> Receipt:
         if not self._secret:
             raise PermanentSendError(
                 "webhook channel needs a signing secret (JOURNEYS_WEBHOOK_SIGNING_SECRET)"
@@ -94,6 +100,9 @@ class SignedWebhook:
             SIGNATURE_HEADER: signature(self._secret, int(time.time()), body),
             "Idempotency-Key": message.message_id,
         }
+        # A database write: off the event loop. A crash after it is harmless here, since an
+        # interrupted attempt is made again on this channel.
+        await asyncio.to_thread(before_call)
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 response = await client.post(message.url, content=body, headers=headers)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from temporal_journeys.api.deps import DbDep, TemporalConnectionDep
+from temporal_journeys.api.metrics import exposition
+from temporal_journeys.store.db import Database
 
 router = APIRouter(tags=["health"])
 
@@ -17,26 +20,22 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(db: DbDep, temporal: TemporalConnectionDep) -> JSONResponse:
     """Ready when the database answers and Temporal is reachable."""
-    checks = {
-        "database": _database_ok(request),
-        "temporal": await request.app.state.temporal.healthy(),
-    }
+    checks = {"database": _database_ok(db), "temporal": await temporal.healthy()}
     ready = all(checks.values())
     return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, **checks})
 
 
-def _database_ok(request: Request) -> bool:
+def _database_ok(db: Database) -> bool:
     try:
-        with request.app.state.db.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        db.ping()
         return True
     except Exception:
         return False
 
 
 @router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus text format."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(db: DbDep) -> Response:
+    """Prometheus text format; the outbox gauges are read from the database."""
+    return Response(exposition(db), media_type=CONTENT_TYPE_LATEST)

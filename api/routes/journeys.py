@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query
 
-from api.deps import AdminKey, DbDep, SessionDep, TemporalDep
-from api.schemas import DraftOut, EnrollBody, EnrollResult, PublishBody, PublishOut, VersionOut
-from api.services import journeys
-from api.services.stats import VersionStats, journey_stats
+from temporal_journeys.api.deps import (
+    AdminKey,
+    DbDep,
+    OptionalClientDep,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+)
+from temporal_journeys.api.schemas import (
+    DraftOut,
+    EnrollBody,
+    EnrollResult,
+    PublishBody,
+    PublishOut,
+    VersionOut,
+)
+from temporal_journeys.api.services import journeys, limits
+from temporal_journeys.api.services.stats import VersionStats, journey_stats
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"], dependencies=[AdminKey])
 
@@ -28,14 +43,18 @@ def get_journey(key: str, session: SessionDep) -> DraftOut:
 
 @router.post("/{key}/publish")
 async def publish(
-    key: str, request: Request, db: DbDep, body: PublishBody | None = None
+    key: str,
+    db: DbDep,
+    client: OptionalClientDep,
+    settings: SettingsDep,
+    body: PublishBody | None = None,
 ) -> PublishOut:
     """Publish the draft as the next immutable version; optionally move waiting runs onto it."""
     with db.transaction() as session:
         version, journey = journeys.publish(session, key)
+    await journeys.follow_schedule(db, client, key, settings)
     if body is None or body.migrate is None:
         return PublishOut(key=key, version=version)
-    client = request.app.state.temporal.client
     if client is None:
         return PublishOut(
             key=key,
@@ -53,26 +72,48 @@ def list_versions(key: str, session: SessionDep) -> list[VersionOut]:
 
 @router.post("/{key}/enroll")
 async def enroll(
-    key: str, body: EnrollBody, request: Request, db: DbDep, client: TemporalDep
+    key: str, body: EnrollBody, db: DbDep, client: TemporalDep, settings: SettingsDep
 ) -> list[EnrollResult]:
     """Put contacts into the live version of a journey by API."""
-    settings = request.app.state.settings
+    limits.check_one(("properties",), body.properties, limits.Limits.of(settings))
     return await journeys.enroll(
         db, client, key, body.userIds, body.properties, settings.task_queue
     )
 
 
 @router.get("/{key}/stats")
-def stats(key: str, session: SessionDep) -> list[VersionStats]:
-    """Per version and step: entered, waiting now, completed, converted; per split variant."""
+def stats(
+    key: str,
+    session: SessionDep,
+    since: datetime | None = Query(
+        None,
+        alias="from",
+        description="ISO 8601: step events, entries and sends from this moment (inclusive).",
+    ),
+    until: datetime | None = Query(
+        None, alias="to", description="ISO 8601: ... up to this moment (exclusive)."
+    ),
+    version: int | None = Query(None, ge=1, description="Only this version."),
+    control: str | None = Query(
+        None, max_length=50, description="The variant the others are compared with."
+    ),
+) -> list[VersionStats]:
+    """Per version and step: entered, waiting now, completed, converted; per send step, what
+    its messages did (sent, delivered, unique opens and clicks, bounces, ...); per split
+    variant, the same, with each rate tested against the control."""
     journeys.get_row(session, key)
-    return journey_stats(session, key)
+    return journey_stats(session, key, since=since, until=until, version=version, control=control)
 
 
 # Last, so that /publish and /enroll are matched before it.
 @router.post("/{key}/{action}")
-def change_status(
-    key: str, action: Literal["pause", "resume", "archive"], session: SessionDep
+async def change_status(
+    key: str,
+    action: Literal["pause", "resume", "archive"],
+    db: DbDep,
+    client: OptionalClientDep,
+    settings: SettingsDep,
 ) -> DraftOut:
-    """pause: no new entries, running contacts go on; resume; archive: no entries, runs drain."""
-    return journeys.set_status(session, key, action)
+    """pause: no new entries, running contacts go on; resume; archive: no entries, runs drain.
+    A date-triggered journey's schedule is paused, resumed or deleted with it."""
+    return await journeys.change_status(db, client, key, action, settings)

@@ -1,54 +1,48 @@
-"""Message templates (Liquid)."""
+"""Message templates (Liquid): stored, read, previewed and test-sent."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import AdminKey, SessionDep
-from api.errors import NotFound
-from api.schemas import TemplateBody, TemplateOut
-from journeys.graph import Problem
-from journeys.rendering import RenderError, check_syntax
-from journeys.validation import SpecInvalid
-from store import templates as templates_store
-from store.models import Template
+from temporal_journeys.api.deps import AdminKey, DbDep, ProvidersDep, SessionDep
+from temporal_journeys.api.schemas import (
+    MessageOut,
+    PreviewBody,
+    PreviewOut,
+    SendTestBody,
+    TemplateBody,
+    TemplateOut,
+)
+from temporal_journeys.api.services import templates
 
 router = APIRouter(prefix="/v1/templates", tags=["templates"], dependencies=[AdminKey])
-
-
-def _out(template: Template) -> TemplateOut:
-    return TemplateOut(
-        key=template.key,
-        channel=template.channel,
-        subject=template.subject,
-        html=template.html,
-        text=template.text,
-        provider_template_id=template.provider_template_id,
-        url=template.url,
-        updated_at=template.updated_at,
-    )
 
 
 @router.put("/{key}")
 def put_template(key: str, body: TemplateBody, session: SessionDep) -> TemplateOut:
     """Create or replace a template; Liquid syntax is checked before it is stored."""
-    problems = []
-    if body.channel == "webhook" and not body.url:
-        problems.append(Problem("$.url", "a webhook template needs a url"))
-    for part in ("subject", "html", "text", "url"):
-        try:
-            check_syntax(getattr(body, part))
-        except RenderError as exc:
-            problems.append(Problem(f"$.{part}", str(exc)))
-    if problems:
-        raise SpecInvalid(problems)
-    return _out(templates_store.put(session, key, **body.model_dump()))
+    return templates.put(session, key, body)
 
 
 @router.get("/{key}")
 def get_template(key: str, session: SessionDep) -> TemplateOut:
     """One template."""
-    template = session.get(Template, key)
-    if template is None:
-        raise NotFound(f"template {key!r}")
-    return _out(template)
+    return templates.get(session, key)
+
+
+@router.post("/{key}/preview")
+def preview_template(
+    key: str, body: PreviewBody, session: SessionDep, providers: ProvidersDep
+) -> PreviewOut:
+    """Render for a stored contact (`contact`) or sample `traits`, with `data` and `event`,
+    without sending; 422 names the part, line and variable that did not render."""
+    return templates.preview(session, providers, key, body)
+
+
+@router.post("/{key}/test-send")
+async def test_send_template(
+    key: str, body: SendTestBody, db: DbDep, providers: ProvidersDep
+) -> MessageOut:
+    """Send once to `to` through the channel's provider, marked as a test: in the message log,
+    out of stats and frequency caps. 502 when the provider does not take it."""
+    return await templates.send_test(db, providers, key, body)

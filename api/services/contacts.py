@@ -6,20 +6,33 @@ import asyncio
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import NotFound
-from api.schemas import ContactOut, EnrollmentOut
-from store.db import Database
-from store.models import Contact, Enrollment, Event, Message, OutboxEntry, StepEvent, utcnow
-from workflows.types import RunView
+from temporal_journeys.api.errors import NotFound
+from temporal_journeys.api.schemas import ContactOut, EnrollmentOut, ErasureOut
+from temporal_journeys.api.services import consent
+from temporal_journeys.journeys import topics
+from temporal_journeys.store import broadcasts as broadcasts_store
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store import devices as devices_store
+from temporal_journeys.store import enrollments as enrollments_store
+from temporal_journeys.store import events as events_store
+from temporal_journeys.store import messages as messages_store
+from temporal_journeys.store import outbox
+from temporal_journeys.store import segments as segments_store
+from temporal_journeys.store import topics as topics_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Contact, utcnow
+from temporal_journeys.workflows.codec import EncryptionCodec
+from temporal_journeys.workflows.contract import EXIT_UPDATE, STATE_QUERY
+from temporal_journeys.workflows.starter import names_of
+from temporal_journeys.workflows.types import RunView
 
 
 def _contact(session: Session, contact_id: str) -> Contact:
-    contact = session.get(Contact, contact_id)
+    contact = contacts_store.get(session, contact_id)
     if contact is None:
         raise NotFound(f"contact {contact_id!r}")
     return contact
@@ -37,14 +50,28 @@ def get(session: Session, contact_id: str) -> ContactOut:
         scores=c.scores or {},
         unsubscribed=c.unsubscribed or [],
         created_at=c.created_at,
+        subscriptions={t.key: t.subscribed for t in consent.topic_choices(session, c.id)},
     )
+
+
+def set_topics(session: Session, contact_id: str, body: object) -> ContactOut:
+    """Record choices given as ``{topic: true|false}`` (support staff acting on a request);
+    422 naming ``$.<topic>`` for a topic nobody defined."""
+    choices = topics.parse_choices(body, "$", topics_store.keys(session))
+    contact = contacts_store.get(session, contact_id, for_update=True)
+    if contact is None:
+        raise NotFound(f"contact {contact_id!r}")
+    consent.set_topics(session, contact.id, choices, "api", utcnow())
+    return get(session, contact_id)
 
 
 async def _end_run(client: Client, workflow_id: str) -> None:
     """Ask the run to exit, so it records its end; terminate it if it cannot answer."""
     handle = client.get_workflow_handle(workflow_id)
     try:
-        await handle.execute_update("exit", "contact erased", rpc_timeout=timedelta(seconds=10))
+        await handle.execute_update(
+            EXIT_UPDATE, "contact erased", rpc_timeout=timedelta(seconds=10)
+        )
         return
     except WorkflowUpdateFailedError:
         return  # it was ending already
@@ -61,13 +88,7 @@ async def _end_run(client: Client, workflow_id: str) -> None:
 async def journeys_of(db: Database, client: Client | None, contact_id: str) -> list[EnrollmentOut]:
     with db.transaction() as session:
         _contact(session, contact_id)
-        rows = list(
-            session.scalars(
-                select(Enrollment)
-                .where(Enrollment.contact_id == contact_id)
-                .order_by(Enrollment.started_at)
-            )
-        )
+        rows = enrollments_store.of_contact(session, contact_id)
     out = [
         EnrollmentOut(
             journey=r.journey_key,
@@ -92,47 +113,45 @@ async def _live(client: Client, item: EnrollmentOut) -> None:
     """Best effort: what the live run says it waits for (needs a worker to answer)."""
     try:
         view = await client.get_workflow_handle(item.workflow_id).query(
-            "state", result_type=RunView, rpc_timeout=timedelta(seconds=2)
+            STATE_QUERY, result_type=RunView, rpc_timeout=timedelta(seconds=2)
         )
     except Exception:  # no worker, or the run just ended: the stored row stands
         return
     item.step, item.waiting_for, item.until = view.step, view.waiting_for, view.until
 
 
-async def erase(db: Database, client: Client | None, contact_id: str) -> int:
-    """End the contact's runs and remove their personal data; funnel counts stay, unlinked."""
+async def erase(
+    db: Database, client: Client | None, codec: EncryptionCodec | None, contact_id: str
+) -> ErasureOut:
+    """End the contact's runs and remove their personal data; funnel counts stay, unlinked.
+    With encryption on, the contact's data key goes too, and with it what Temporal's histories
+    hold of the contact. The key goes before the rows: should deleting them fail, the contact is
+    still there to erase again."""
     with db.transaction() as session:
         _contact(session, contact_id)
-        running = list(
-            session.scalars(
-                select(Enrollment.workflow_id).where(
-                    Enrollment.contact_id == contact_id, Enrollment.status == "running"
-                )
-            )
-        )
+        running = [e.workflow_id for e in enrollments_store.running_for(session, [contact_id])]
     if running and client is None:
         raise RPCError(
             "Temporal is unreachable; cannot end the contact's runs", RPCStatusCode.UNAVAILABLE, b""
         )
     for workflow_id in running:
         await _end_run(client, workflow_id)  # type: ignore[arg-type]
+    key_destroyed = False
+    if codec is not None and codec.contact_keys is not None:
+        contact = names_of(codec).shown(contact_id)
+        key_destroyed = await asyncio.to_thread(codec.contact_keys.destroy, contact)
     pseudonym = "erased:" + hashlib.sha256(contact_id.encode()).hexdigest()[:16]
     with db.transaction() as session:
-        session.execute(delete(OutboxEntry).where(OutboxEntry.contact_id == contact_id))
-        session.execute(delete(Event).where(Event.contact_id == contact_id))
-        session.execute(delete(Message).where(Message.contact_id == contact_id))
-        session.execute(
-            update(StepEvent).where(StepEvent.contact_id == contact_id).values(contact_id=pseudonym)
-        )
-        session.execute(
-            update(Enrollment)
-            .where(Enrollment.contact_id == contact_id, Enrollment.status == "running")
-            .values(status="exited", exit_reason="contact erased", ended_at=utcnow())
-        )
-        session.execute(
-            update(Enrollment)
-            .where(Enrollment.contact_id == contact_id)
-            .values(contact_id=pseudonym)
-        )
-        session.execute(delete(Contact).where(Contact.id == contact_id))
-    return len(running)
+        deleted = {
+            "outbox": outbox.remove_for_contact(session, contact_id),
+            "events": events_store.remove_for_contact(session, contact_id),
+            # Before the messages: their per-device records are found through them.
+            "devices": devices_store.remove_for_contact(session, contact_id),
+            "messages": messages_store.remove_for_contact(session, contact_id),
+            "topics": topics_store.remove_for_contact(session, contact_id),
+            "segments": segments_store.remove_for_contact(session, contact_id),
+            "broadcasts": broadcasts_store.remove_for_contact(session, contact_id),
+        }
+        enrollments_store.unlink_contact(session, contact_id, pseudonym, utcnow())
+        deleted["contact"] = contacts_store.remove(session, contact_id)
+    return ErasureOut(runs_ended=len(running), rows_deleted=deleted, key_destroyed=key_destroyed)

@@ -5,40 +5,62 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from api.errors import NotFound
-from api.schemas import DraftOut, EnrollResult, MigrationBody, PublishOut, VersionOut
-from journeys.admission import start_entry
-from journeys.graph import Problem
-from journeys.records import JourneyEvent
-from journeys.spec import Journey
-from journeys.starter import CannotEnroll, correlation_of
-from journeys.validation import SpecInvalid, parse_journey
-from store import contacts as contacts_store
-from store import journeys as journeys_store
-from store import templates as templates_store
-from store.db import Database
-from store.models import Enrollment, JourneyRow, JourneyVersion, utcnow
-from workflows.types import MigrateRun
+from temporal_journeys.api.errors import NotFound
+from temporal_journeys.api.schemas import (
+    DraftOut,
+    EnrollResult,
+    MigrationBody,
+    PublishOut,
+    VersionOut,
+)
+from temporal_journeys.api.services import schedules
+from temporal_journeys.api.services.admission import Entry, in_held_transaction, start_entries
+from temporal_journeys.journeys import topics
+from temporal_journeys.journeys.graph import Problem
+from temporal_journeys.journeys.records import JourneyEvent
+from temporal_journeys.journeys.segments import unknown_segment_problems
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.journeys.spec import Journey
+from temporal_journeys.journeys.validation import SpecInvalid, parse_journey
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store import enrollments as enrollments_store
+from temporal_journeys.store import journeys as journeys_store
+from temporal_journeys.store import segments as segments_store
+from temporal_journeys.store import templates as templates_store
+from temporal_journeys.store import topics as topics_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import JourneyRow, utcnow
+from temporal_journeys.workflows.contract import MIGRATE_UPDATE
+from temporal_journeys.workflows.starter import CannotEnroll, correlation_of
+from temporal_journeys.workflows.types import MigrateRun
 
 STATUSES = {"pause": "paused", "resume": "active", "archive": "archived"}
 ENROLL_CHUNK = 50
 
 
 def get_row(session: Session, key: str) -> JourneyRow:
-    row = session.get(JourneyRow, key)
+    row = journeys_store.get(session, key)
     if row is None:
         raise NotFound(f"journey {key!r}")
     return row
 
 
 def _validate(session: Session, document: dict[str, Any]) -> Journey:
-    known_journeys = set(session.scalars(select(JourneyRow.key))) | {document.get("key")}
-    return parse_journey(document, templates=templates_store.keys(session), journeys=known_journeys)
+    known_journeys = set(journeys_store.keys(session)) | {document.get("key")}
+    journey = parse_journey(
+        document, templates=templates_store.keys(session), journeys=known_journeys
+    )
+    # Sends' topics must be defined (``$.steps[i].send.topic``), as their templates must.
+    problems = topics.unknown_topic_problems(journey, topics_store.keys(session))
+    # So must the segments it enters on or branches on (``$.trigger.segment``).
+    problems += unknown_segment_problems(journey, segments_store.definitions(session))
+    if problems:
+        raise SpecInvalid(problems)
+    return journey
 
 
 def draft_out(row: JourneyRow) -> DraftOut:
@@ -55,12 +77,7 @@ def save_draft(session: Session, key: str, document: dict[str, Any]) -> DraftOut
     if document.get("key", key) != key:
         raise SpecInvalid([Problem("$.key", f"must be {key!r}, the key in the URL")])
     journey = _validate(session, {**document, "key": key})
-    row = session.get(JourneyRow, key) or JourneyRow(key=key, status="draft")
-    row.name = journey.name
-    row.draft = journey.model_dump(mode="json")
-    session.add(row)
-    session.flush()
-    return draft_out(row)
+    return draft_out(journeys_store.save_draft(session, journey))
 
 
 def publish(session: Session, key: str) -> tuple[int, Journey]:
@@ -83,14 +100,29 @@ def set_status(session: Session, key: str, action: str) -> DraftOut:
     return draft_out(row)
 
 
+async def follow_schedule(
+    db: Database, client: Client | None, key: str, settings: Settings
+) -> None:
+    """After a publish, pause, resume or archive (committed): a journey entered by a date
+    attribute has its Temporal Schedule created, paused, resumed or deleted to match."""
+    await schedules.sync_journey(db, client, key, settings)
+
+
+async def change_status(
+    db: Database, client: Client | None, key: str, action: str, settings: Settings
+) -> DraftOut:
+    with db.transaction() as session:
+        out = set_status(session, key, action)
+    await follow_schedule(db, client, key, settings)
+    return out
+
+
 def versions(session: Session, key: str) -> list[VersionOut]:
     get_row(session, key)
-    rows = session.scalars(
-        select(JourneyVersion)
-        .where(JourneyVersion.journey_key == key)
-        .order_by(JourneyVersion.version)
-    )
-    return [VersionOut(version=r.version, published_at=r.published_at, spec=r.spec) for r in rows]
+    return [
+        VersionOut(version=r.version, published_at=r.published_at, spec=r.spec)
+        for r in journeys_store.versions(session, key)
+    ]
 
 
 async def migrate_runs(
@@ -98,20 +130,13 @@ async def migrate_runs(
 ) -> PublishOut:
     """Ask each waiting run of the older version(s) to move; each run validates the mapping."""
     with db.transaction() as session:
-        query = select(Enrollment.workflow_id).where(
-            Enrollment.journey_key == key,
-            Enrollment.status == "running",
-            Enrollment.version < version,
-        )
-        if mapping.from_version is not None:
-            query = query.where(Enrollment.version == mapping.from_version)
-        workflow_ids = list(session.scalars(query))
+        workflow_ids = enrollments_store.running_below(session, key, version, mapping.from_version)
     request = MigrateRun(journey=journey, version=version, steps=mapping.steps)
     outcome = PublishOut(key=key, version=version)
 
     async def move(workflow_id: str) -> None:
         try:
-            await client.get_workflow_handle(workflow_id).execute_update("migrate", request)
+            await client.get_workflow_handle(workflow_id).execute_update(MIGRATE_UPDATE, request)
             outcome.migrated += 1
         except (WorkflowUpdateFailedError, RPCError) as exc:
             reason = str(exc.cause) if isinstance(exc, WorkflowUpdateFailedError) else str(exc)
@@ -142,23 +167,36 @@ async def enroll(
     except CannotEnroll as exc:
         return [EnrollResult(userId=user_id, error=str(exc)) for user_id in user_ids]
     results = []
-    # A transaction per chunk of contacts: a commit per chunk rather than per contact, and no
-    # lock (the starters' advisory locks, SQLite's write lock) held for a whole large request.
+    # A transaction per chunk of contacts, admitted as a batch (``start_entries``): the
+    # contacts loaded, the re-entry rule checked and the enrollments written in a few
+    # statements per chunk, the runs started concurrently; and no lock (the starters' advisory
+    # locks, SQLite's write lock) held for a whole large request.
     for first in range(0, len(user_ids), ENROLL_CHUNK):
+        chunk = user_ids[first : first + ENROLL_CHUNK]
         async with db.held_connection() as connection:
-            for user_id in user_ids[first : first + ENROLL_CHUNK]:
-                handle = await start_entry(
-                    client,
-                    connection,
-                    journey=journey,
-                    version=version,
-                    contact=contacts_store.load_snapshot(connection, user_id),
-                    task_queue=task_queue,
-                    event=JourneyEvent(
-                        id=f"enroll:{key}:{user_id}:{utcnow().isoformat()}",
-                        name="api.enroll",
-                        properties=properties,
-                    ),
-                )
-                results.append(EnrollResult(userId=user_id, workflow_id=handle.id))
+            contacts = await in_held_transaction(connection, contacts_store.load_snapshots, chunk)
+            outcomes = await start_entries(
+                client,
+                connection,
+                journey=journey,
+                version=version,
+                entries=[
+                    Entry(
+                        contacts[user_id],
+                        JourneyEvent(
+                            id=f"enroll:{key}:{user_id}:{utcnow().isoformat()}",
+                            name="api.enroll",
+                            properties=properties,
+                        ),
+                    )
+                    for user_id in chunk
+                ],
+                task_queue=task_queue,
+            )
+        # After the commit: the entries that did start stay recorded; the request fails as it
+        # did when its starts ran one by one.
+        for user_id, outcome in zip(chunk, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                raise outcome
+            results.append(EnrollResult(userId=user_id, workflow_id=outcome.id))
     return results

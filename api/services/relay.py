@@ -1,38 +1,55 @@
 """The outbox relay: routes stored events to Temporal, per contact in order, once each.
 
-An event leaves the outbox only after its signals and starts went through; if Temporal is
-unreachable the contact's remaining events stay queued, in order, for the next pass."""
+Each event is routed in a transaction of its own, committed before the contact's next event is
+tried: an event leaves the outbox as soon as its signals and starts went through, so nothing
+that later happens to another event can send it again. If Temporal is unreachable (any
+``RPCError``) the contact's remaining events stay queued, in order, for the next pass. An event
+the client refuses before any call is made (it cannot be encoded, its payload is too large: any
+other exception) would be refused on every retry: it is parked with its error, and the
+contact's later events go on past it (docs/operating.md, "Parked events", says why)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections import defaultdict
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import metrics
-from api.services.routing import Router, Signal, Start
-from api.temporal import TemporalConnection
-from journeys.admission import start_entry
-from journeys.records import ContactSnapshot, JourneyEvent
-from journeys.settings import Settings
-from journeys.starter import EVENT_SIGNAL, CannotEnroll
-from store import contacts as contacts_store
-from store import enrollments as enrollments_store
-from store import journeys as journeys_store
-from store import outbox
-from store.db import Database
-from store.models import Enrollment, Event, OutboxEntry
+from temporal_journeys.api import metrics
+from temporal_journeys.api.services.admission import start_entry
+from temporal_journeys.api.services.routing import Router, Signal, Start
+from temporal_journeys.api.temporal import TemporalConnection
+from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.journeys.spec import Journey
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store import enrollments as enrollments_store
+from temporal_journeys.store import journeys as journeys_store
+from temporal_journeys.store import outbox
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Enrollment, Event, OutboxEntry
+from temporal_journeys.workflows.contract import EVENT_SIGNAL
+from temporal_journeys.workflows.starter import CannotEnroll
 
 log = logging.getLogger("journeys.relay")
 RPC_TIMEOUT = timedelta(seconds=5)
 UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION)
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    PARKED = "parked"
+    RETRY = "retry"  # Temporal refused this call; the contact's later events wait behind it
+    DOWN = "down"  # Temporal is unreachable: every contact would wait as long
+    GONE = "gone"  # no longer pending when its turn came (another relay, an erasure)
 
 
 class OutboxRelay:
@@ -42,108 +59,156 @@ class OutboxRelay:
         temporal: TemporalConnection,
         settings: Settings,
         batch: int = 500,
-        concurrency: int = 32,
+        concurrency: int = 8,
     ) -> None:
         self._db = db
-        self._concurrency = concurrency
+        # Each contact in flight holds a database connection while its calls are made (an
+        # admitted start keeps its lock until the run's row is written), so few enough that the
+        # API's requests (and, in `journeys dev`, the worker) keep most of the pool. SQLite: one
+        # at a time, as a second transaction's write would wait for the first one's lock on the
+        # event loop, which the first one needs to finish.
+        self._concurrency = concurrency if db.dialect == "postgresql" else 1
         self._temporal = temporal
         self._settings = settings
         self._batch = batch
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Called from request threads after an ingest commits."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    async def run(self, poll_seconds: float = 1.0) -> None:
+    def stop(self) -> None:
+        """End ``run`` once the pass under way is over (its delivered events committed, its
+        contacts' locks released); called from the loop, as signal handlers are."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self, poll_seconds: float = 1.0, *, listen: bool = False) -> None:
+        """Relay until cancelled or stopped: a pass whenever woken, at least every
+        ``poll_seconds``. With ``listen`` (Postgres), notifications of ingests committed in
+        other processes wake it too (``journeys relay``); the poll stays as the fallback."""
         self._loop = asyncio.get_running_loop()
-        while True:
-            try:
-                while await self.deliver_once():
-                    pass
-            except Exception:  # keep relaying after a database hiccup; the events stay queued
-                log.exception("outbox relay pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll_seconds)
-            self._wake.clear()
+        listener = (
+            asyncio.create_task(outbox.listen(self._db, self.wake))
+            if listen and self._db.dialect == "postgresql"
+            else None
+        )
+        try:
+            while not self._stopping:
+                # Cleared before the pass: a wake during it (events queued after its claim)
+                # brings the next pass at once instead of after the poll interval.
+                self._wake.clear()
+                try:
+                    while not self._stopping and await self.deliver_once():
+                        pass
+                except Exception:  # keep relaying after a database hiccup; events stay queued
+                    log.exception("outbox relay pass failed")
+                if self._stopping:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll_seconds)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
 
     async def deliver_once(self) -> int:
-        """One pass over the oldest pending events; returns how many left the outbox."""
+        """One pass over the oldest pending events; returns how many left the queue (routed to
+        Temporal or parked)."""
         client = self._temporal.client
         if client is None:
             return 0
-        session = self._db.sessions()
-        try:
-            with session.begin():
-                claimed = outbox.claim(session, self._batch)
-                if not claimed:
-                    return 0
-                delivered = await self._deliver(client, session, claimed)
-            metrics.RELAYED.inc(delivered)
-            metrics.OUTBOX_PENDING.set(len(claimed) - delivered)
-            return delivered
-        finally:
-            session.close()
+        async with outbox.claim(self._db, self._batch) as claimed:
+            if not claimed:
+                return 0
+            router = Router(await asyncio.to_thread(self._live_journeys))
+            outcomes = await self._deliver(client, router, claimed)
+        return sum(outcome in (Outcome.DELIVERED, Outcome.PARKED) for outcome in outcomes)
+
+    def _live_journeys(self) -> list[tuple[int, Journey]]:
+        with self._db.transaction() as session:
+            return journeys_store.live_journeys(session)
 
     async def _deliver(
-        self, client: Client, session: Session, claimed: list[tuple[OutboxEntry, Event]]
-    ) -> int:
-        contact_ids = sorted({entry.contact_id for entry, _ in claimed})
-        contacts = {
-            c: contacts_store.snapshot(contacts_store.get_or_create(session, c))
-            for c in contact_ids
-        }
-        running: dict[str, list[Enrollment]] = defaultdict(list)
-        for enrollment in enrollments_store.running_for(session, contact_ids):
-            running[enrollment.contact_id].append(enrollment)
-        router = Router(journeys_store.live_journeys(session))
-        queues: dict[str, list[tuple[OutboxEntry, Event]]] = defaultdict(list)
-        for entry, event in claimed:
-            queues[entry.contact_id].append((entry, event))
+        self, client: Client, router: Router, claimed: list[outbox.Claim]
+    ) -> list[Outcome]:
+        queues: dict[str, list[outbox.Claim]] = defaultdict(list)
+        for claim in claimed:
+            queues[claim.contact_id].append(claim)
         gate = asyncio.Semaphore(self._concurrency)
         down = False
 
-        async def one_contact(items: list[tuple[OutboxEntry, Event]]) -> int:
+        async def one_contact(claims: list[outbox.Claim]) -> list[Outcome]:
             # One contact's events go out one after the other, in order; contacts in parallel.
-            # The session is only touched between awaits, so the tasks never interleave in it.
             nonlocal down
-            done = 0
+            outcomes = []
             async with gate:
-                for entry, event in items:
+                for claim in claims:
                     if down:
                         break
-                    contact_id = entry.contact_id
-                    try:
-                        await self._route(
-                            client,
-                            session,
-                            router,
-                            event,
-                            contacts[contact_id],
-                            running[contact_id],
-                        )
-                    except RPCError as exc:
-                        # This contact's later events must wait too, to keep their order.
-                        entry.attempts += 1
-                        entry.last_error = str(exc)[:500]
-                        metrics.RELAY_ERRORS.inc()
-                        # Temporal itself is down: every other contact would wait as long.
-                        down = down or exc.status in UNREACHABLE
-                        break
-                    session.delete(entry)
-                    done += 1
-                    metrics.observe_latency(event.received_at)
-            return done
+                    outcome = await self._deliver_event(client, router, claim)
+                    outcomes.append(outcome)
+                    if outcome is Outcome.DOWN:
+                        down = True
+                    if outcome in (Outcome.RETRY, Outcome.DOWN):
+                        break  # this contact's later events must wait too, to keep their order
+            return outcomes
 
-        outcomes = await asyncio.gather(
-            *(one_contact(items) for items in queues.values()), return_exceptions=True
+        results = await asyncio.gather(
+            *(one_contact(claims) for claims in queues.values()), return_exceptions=True
         )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome  # after every task ended: the transaction is rolled back whole
-        return sum(outcomes)  # type: ignore[arg-type]
+        for result in results:
+            if isinstance(result, BaseException):
+                # After every task ended; what they delivered is committed already.
+                raise result
+        return [outcome for result in results for outcome in result]  # type: ignore[union-attr]
+
+    async def _deliver_event(self, client: Client, router: Router, claim: outbox.Claim) -> Outcome:
+        """Route one event and commit what became of it, before the contact's next one."""
+        session = self._db.sessions()
+        try:
+            # A connection waited for off the loop, for the reason given in outbox.claim.
+            await asyncio.to_thread(session.connection)
+            taken = outbox.take(session, claim.entry_id)
+            if taken is None:
+                session.rollback()
+                return Outcome.GONE
+            entry, event = taken
+            outcome = await self._attempt(client, session, router, entry, event)
+            session.commit()
+            return outcome
+        finally:
+            session.close()
+
+    async def _attempt(
+        self, client: Client, session: Session, router: Router, entry: OutboxEntry, event: Event
+    ) -> Outcome:
+        contact = contacts_store.snapshot(contacts_store.get_or_create(session, entry.contact_id))
+        running = enrollments_store.running_for(session, [entry.contact_id])
+        try:
+            await self._route(client, session, router, event, contact, running)
+        except RPCError as exc:
+            outbox.failed(session, entry, str(exc))
+            metrics.RELAY_ERRORS.inc()
+            return Outcome.DOWN if exc.status in UNREACHABLE else Outcome.RETRY
+        except SQLAlchemyError:
+            raise  # the database failed, not the event: rolled back, tried on the next pass
+        except Exception as exc:
+            # Refused before any call: the same event would be refused on every retry. What it
+            # did start before the refusal is kept (the transaction commits with the entry parked).
+            # The class only: the error text may quote the event, which may hold personal data.
+            log.warning("event %s parked: %s", event.message_id, type(exc).__name__)
+            outbox.park(session, entry, f"{type(exc).__name__}: {exc}")
+            metrics.RELAY_ERRORS.inc()
+            return Outcome.PARKED
+        outbox.remove(session, entry)
+        metrics.RELAYED.inc()
+        metrics.observe_latency(event.received_at)
+        return Outcome.DELIVERED
 
     async def _route(
         self,
@@ -169,7 +234,10 @@ class OutboxRelay:
             if enrollment.workflow_id in signalled:
                 continue
             spec = journeys_store.version_spec(session, enrollment.journey_key, enrollment.version)
-            if spec is not None and router.wants(spec, enrollment.version, event.name):
+            wanted = spec is not None and router.wants(
+                spec, enrollment.version, journey_event, enrollment.correlation
+            )
+            if wanted:
                 await self._signal(client, Signal(enrollment.workflow_id), journey_event)
 
     async def _start(
@@ -198,7 +266,7 @@ class OutboxRelay:
             return None
         if all(enrollment.workflow_id != handle.id for enrollment in running):
             # Recorded by start_entry, so the contact's next events find the run.
-            stored = session.get(Enrollment, handle.result_run_id)
+            stored = enrollments_store.get(session, handle.result_run_id)
             if stored is not None:
                 running.append(stored)
         return handle.id

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from journeys.conditions import evaluate, seen_event_names
-from journeys.records import ContactSnapshot, JourneyEvent
-from journeys.spec import BranchStep, EventTrigger, Journey, WaitForStep
+from temporal_journeys.journeys.conditions import evaluate, seen_event_names
+from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
+from temporal_journeys.journeys.segments import SEGMENT_ENTERED
+from temporal_journeys.journeys.spec import (
+    BranchStep,
+    EventTrigger,
+    Journey,
+    SegmentTrigger,
+    WaitForStep,
+)
 
 
 @dataclass(frozen=True)
@@ -41,19 +48,46 @@ class Router:
         for version, journey in live:
             if isinstance(journey.trigger, EventTrigger):
                 self._triggers.setdefault(journey.trigger.event, []).append((version, journey))
+            elif isinstance(journey.trigger, SegmentTrigger):
+                # Entering the segment is its `segment.entered` event (store/segments.py).
+                self._triggers.setdefault(SEGMENT_ENTERED, []).append((version, journey))
         self._listening: dict[tuple[str, int], frozenset[str]] = {}
 
     def starts(self, event: JourneyEvent, contact: ContactSnapshot) -> list[Start]:
         found = []
         for version, journey in self._triggers.get(event.name, []):
+            if isinstance(journey.trigger, SegmentTrigger):
+                if event.properties.get("segment") == journey.trigger.segment:
+                    found.append(Start(journey, version))
+                continue
             where = journey.trigger.where  # type: ignore[union-attr]
             context = {**contact.condition_context(), "event": event.properties}
             if where is None or evaluate(where, context):
                 found.append(Start(journey, version))
         return found
 
-    def wants(self, journey: Journey, version: int, event_name: str) -> bool:
+    def wants(
+        self, journey: Journey, version: int, event: JourneyEvent, correlation: str | None
+    ) -> bool:
+        """Whether a running run of this version, keyed by ``correlation``, gets the event:
+        it listens for the name, and the event concerns it (``concerns``)."""
         key = (journey.key, version)
         if key not in self._listening:
             self._listening[key] = listens_to(journey)
-        return event_name in self._listening[key]
+        return event.name in self._listening[key] and concerns(journey, correlation, event)
+
+
+def concerns(journey: Journey, correlation: str | None, event: JourneyEvent) -> bool:
+    """Keyed follow-ups: in a journey whose trigger has ``correlate: P``, an event carrying
+    ``P`` concerns only the run keyed by the same value (``order.completed {cart_id: a1}``
+    converts cart a1's run, not a2's); an event without ``P`` concerns every run of the contact.
+
+    Decided here, in routing, rather than in the workflow: a run that is not concerned is
+    never signalled, so its history does not grow and no recorded history changes meaning."""
+    trigger = journey.trigger
+    if not isinstance(trigger, EventTrigger) or trigger.correlate is None or correlation is None:
+        return True
+    value = event.properties.get(trigger.correlate)
+    if value is None or value == "":
+        return True  # as ``correlation_of`` reads it: an empty key is no key
+    return str(value) == correlation

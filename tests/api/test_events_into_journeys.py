@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from store.db import Database
-from store.models import Event
-from tests.api.conftest import Api
-from tests.engine import harness as h
-from workflows.types import RunView
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Event
+from temporal_journeys.workflows.contract import STATE_QUERY
+from temporal_journeys.workflows.types import RunView
+from tests.support import harness as h
+from tests.support.api import Api
 
 WELCOME = {
     "name": "Trial nudge",
@@ -77,7 +78,7 @@ async def test_identify_and_track_enter_a_run_that_a_click_releases(api: Api, cl
 
     await track(api, user, f"{key}.started")
     assert await api.relay() == 2
-    handle = client.get_workflow_handle(f"journey/{key}/{user}")
+    handle = client.get_workflow_handle(h.suite_names().workflow_id(key, user))
     await h.wait_until(lambda: _sent(api, user), "the first email")
 
     [message] = (await api.http.get(f"/v1/messages?contact={user}", headers=api.admin)).json()
@@ -103,7 +104,7 @@ async def test_a_goal_event_converts_the_run(api: Api, client: Client):
     user = h.unique("user")
     await track(api, user, f"{key}.started")
     await api.relay()
-    handle = client.get_workflow_handle(f"journey/{key}/{user}")
+    handle = client.get_workflow_handle(h.suite_names().workflow_id(key, user))
     await h.wait_until(lambda: _step_is(api, handle.id, "clicked?"), "the wait step")
 
     await track(api, user, "plan.upgraded", plan="pro")
@@ -119,7 +120,7 @@ async def test_a_goal_event_converts_the_run(api: Api, client: Client):
 
 
 def _step_is(api: Api, workflow_id: str, step: str) -> bool:
-    from store.models import Enrollment
+    from temporal_journeys.store.models import Enrollment
 
     with api.app.state.db.transaction() as session:
         row = session.scalars(
@@ -142,8 +143,8 @@ async def test_a_repeated_message_id_is_one_event_and_one_run(
         stored = session.scalar(select(func.count()).where(Event.message_id == body["messageId"]))
     assert stored == 1
     assert await api.relay() == 1
-    handle = client.get_workflow_handle(f"journey/{key}/{user}")
-    view = await handle.query("state", result_type=RunView)
+    handle = client.get_workflow_handle(h.suite_names().workflow_id(key, user))
+    view = await handle.query(STATE_QUERY, result_type=RunView)
     assert view.journey == key
 
 
@@ -226,7 +227,7 @@ async def test_an_event_a_branch_asks_about_with_seen_reaches_the_run(
     user = h.unique("user")
     await track(api, user, f"{key}.started")
     await api.relay()
-    handle = client.get_workflow_handle(f"journey/{key}/{user}")
+    handle = client.get_workflow_handle(h.suite_names().workflow_id(key, user))
     await h.wait_until(lambda: _step_is(api, handle.id, "wait-1d"), "the wait step")
 
     await track(api, user, "app.opened", screen="home")

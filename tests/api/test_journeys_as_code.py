@@ -16,18 +16,20 @@ from fastapi.testclient import TestClient
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.schemas import EnrollBody
-from api.services.journeys import set_status
-from journeys import cli, remote
-from journeys.plugin import JourneysPlugin
-from journeys.remote import ENROLL_CHUNK
-from journeys.settings import Settings
-from store import keys
-from store.db import Database
-from store.migrate import upgrade
-from tests.engine import harness as h
-from workflows.types import RunView
+from temporal_journeys.api.app import create_app
+from temporal_journeys.api.schemas import EnrollBody
+from temporal_journeys.api.services.journeys import set_status
+from temporal_journeys.cli import commands as cli
+from temporal_journeys.cli import remote
+from temporal_journeys.cli.remote import ENROLL_CHUNK
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.plugin import JourneysPlugin
+from temporal_journeys.store import keys
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.migrate import upgrade
+from temporal_journeys.workflows.contract import STATE_QUERY
+from temporal_journeys.workflows.types import RunView
+from tests.support import harness as h
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -167,9 +169,9 @@ async def test_enroll_posts_in_chunks_with_a_progress_bar(
     assert f"{key}: 5 of 5 enrolled" in result.output
     assert "enrolling into" in result.output and "5/5" in result.output
     for user in [extra, *listed]:
-        handle = client.get_workflow_handle(f"journey/{key}/{user}")
+        handle = client.get_workflow_handle(h.suite_names().workflow_id(key, user))
         assert (await handle.result())["reason"] == "enrolled"
-        view = await handle.query("state", result_type=RunView)
+        view = await handle.query(STATE_QUERY, result_type=RunView)
         assert view.contact_id == user
 
 
@@ -187,7 +189,7 @@ async def test_enroll_counts_calls_per_chunk(served_api: dict[str, str], engine_
         )
     assert calls == [3, 3, 1]
     assert [r["userId"] for r in results] == users
-    assert all(r["workflow_id"] == f"journey/{key}/{r['userId']}" for r in results)
+    assert all(r["workflow_id"] == h.suite_names().workflow_id(key, r["userId"]) for r in results)
 
 
 async def test_enroll_fails_clearly(served_api: dict[str, str], engine_db: Database):
@@ -222,8 +224,10 @@ def test_the_examples_apply_through_the_api_hand_off_targets_first(
             response = http.put(f"/v1/templates/{path.stem}", json=yaml.safe_load(path.read_text()))
             assert response.status_code == 200, (path.name, response.text)
         files = sorted(str(p) for p in EXAMPLES.glob("*.yaml"))
+        # Journeys entered from a segment (win-back) need it: apply saves segments first.
+        segments = sorted(str(p) for p in EXAMPLES.glob("segments/*.yaml"))
 
-        applied = run(http, monkeypatch, "apply", *files)
+        applied = run(http, monkeypatch, "apply", *files, *segments)
 
         assert applied.exit_code == 0, applied.output
         published = [
@@ -231,7 +235,7 @@ def test_the_examples_apply_through_the_api_hand_off_targets_first(
         ]
         assert len(published) == len(files)
         assert published.index("re-activation") < published.index("channel-ladder")
-        again = run(http, monkeypatch, "apply", *files)
-        assert again.output.count(": no change") == len(files)
+        again = run(http, monkeypatch, "apply", *files, *segments)
+        assert again.output.count(": no change") == len(files) + len(segments)
     finally:
         db.dispose()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from api.services.journeys import ENROLL_CHUNK
-from api.services.stats import two_proportion_test
-from store.db import Database
-from store.models import Enrollment, Event
-from tests.api.conftest import Api
-from tests.engine import harness as h
+from temporal_journeys.api.services.journeys import ENROLL_CHUNK
+from temporal_journeys.api.services.stats import two_proportion_test
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Enrollment, Event
+from tests.support import harness as h
+from tests.support.api import Api
 
 
 async def journey(api: Api, steps: list[dict], **extra) -> str:
@@ -35,7 +35,9 @@ async def go(api: Api, key: str, user: str) -> None:
 
 async def runs_of(client: Client, key: str, user: str) -> WorkflowExecutionStatus | None:
     try:
-        return (await client.get_workflow_handle(f"journey/{key}/{user}").describe()).status
+        return (
+            await client.get_workflow_handle(h.suite_names().workflow_id(key, user)).describe()
+        ).status
     except Exception:
         return None
 
@@ -81,7 +83,9 @@ async def test_enroll_by_api_and_its_errors(api: Api, client: Client):
     )
 
     assert response.status_code == 200
-    assert [r["workflow_id"] for r in response.json()] == [f"journey/{key}/{u}" for u in users]
+    assert [r["workflow_id"] for r in response.json()] == [
+        h.suite_names().workflow_id(key, u) for u in users
+    ]
     for user in users:
         assert await runs_of(client, key, user) == WorkflowExecutionStatus.RUNNING
     missing = await api.http.post(
@@ -110,12 +114,14 @@ async def test_enrolled_entries_are_admitted_and_recorded_by_the_api(
     )
 
     assert response.status_code == 200
-    assert [r["workflow_id"] for r in response.json()] == [f"journey/{key}/{u}" for u in users]
+    assert [r["workflow_id"] for r in response.json()] == [
+        h.suite_names().workflow_id(key, u) for u in users
+    ]
     with engine_db.transaction() as session:
         rows = session.scalars(select(Enrollment).where(Enrollment.contact_id.in_(users))).all()
     assert len(rows) == len(users)
     for user in (users[0], users[-1]):
-        handle = client.get_workflow_handle(f"journey/{key}/{user}")
+        handle = client.get_workflow_handle(h.suite_names().workflow_id(key, user))
         row = next(r for r in rows if r.contact_id == user)
         assert row.id == (await handle.describe()).run_id
         history = await handle.fetch_history()
@@ -157,7 +163,11 @@ async def test_erasing_a_contact_ends_runs_and_removes_personal_data(api: Api, c
 
     response = await api.http.delete(f"/v1/contacts/{user}", headers=api.admin)
 
-    assert response.status_code == 200 and response.json() == {"runs_ended": 1}
+    assert response.status_code == 200, response.text
+    erased = response.json()
+    assert erased["runs_ended"] == 1 and erased["rows_deleted"]["contact"] == 1
+    assert erased["rows_deleted"]["events"] >= 2  # the identify and the trigger
+    assert erased["key_destroyed"] is False  # payloads are not encrypted here
     assert await runs_of(client, key, user) == WorkflowExecutionStatus.COMPLETED
     assert (await api.http.get(f"/v1/contacts/{user}", headers=api.admin)).status_code == 404
     with api.app.state.db.transaction() as session:
@@ -165,7 +175,7 @@ async def test_erasing_a_contact_ends_runs_and_removes_personal_data(api: Api, c
 
 
 def _running(api: Api, user: str) -> list:
-    from store.models import Enrollment
+    from temporal_journeys.store.models import Enrollment
 
     with api.app.state.db.transaction() as session:
         return list(session.scalars(select(Enrollment).where(Enrollment.contact_id == user)))
@@ -205,7 +215,7 @@ async def test_stats_split_conversions_by_variant(api: Api, client: Client):
 
 
 def _all_waiting(api: Api, key: str, count: int) -> bool:
-    from store.models import Enrollment
+    from temporal_journeys.store.models import Enrollment
 
     with api.app.state.db.transaction() as session:
         return (
@@ -219,7 +229,7 @@ def _all_waiting(api: Api, key: str, count: int) -> bool:
 
 
 def _converted(api: Api, key: str) -> int:
-    from store.models import Enrollment
+    from temporal_journeys.store.models import Enrollment
 
     with api.app.state.db.transaction() as session:
         return session.scalar(

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.client import Client
 
-from store.db import Database
-from store.models import Contact, DeliveryReceipt, Event, Message
-from tests.api.conftest import Api
-from tests.engine import harness as h
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Contact, DeliveryReceipt, Event, Message
+from tests.support import harness as h
 from tests.support import signed_webhooks as sw
+from tests.support.api import Api
 from tests.support.signed_webhooks import SendGridSigner
 
 
@@ -80,7 +80,7 @@ async def test_a_signed_open_releases_the_run_waiting_for_it(
 
 
 def _waiting(db: Database, workflow_id: str) -> bool:
-    from store.models import Enrollment
+    from temporal_journeys.store.models import Enrollment
 
     with db.transaction() as session:
         row = session.scalars(

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from starlette.datastructures import ImmutableMultiDict
 from temporalio.client import Client
 
-from store.db import Database
-from store.models import Contact, DeliveryReceipt, Message
-from tests.api.conftest import Api
-from tests.engine import harness as h
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Contact, DeliveryReceipt, Message
+from tests.support import harness as h
 from tests.support import signed_webhooks as sw
+from tests.support.api import Api
 
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
-from journeys.consent import make_token
-from store.db import Database
-from store.models import Contact
-from tests.api.conftest import Api
-from tests.engine import harness as h
+from temporal_journeys.journeys.consent import make_token
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Contact
+from tests.support import harness as h
 from tests.support import signed_webhooks as sw
+from tests.support.api import Api
 
 ONE_CLICK = {"Content-Type": "application/x-www-form-urlencoded"}
 

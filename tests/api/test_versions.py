@@ -5,9 +5,10 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.api.conftest import Api
-from tests.engine import harness as h
-from workflows.types import RunView
+from temporal_journeys.workflows.contract import STATE_QUERY
+from temporal_journeys.workflows.types import RunView
+from tests.support import harness as h
+from tests.support.api import Api
 
 
 def spec(key: str, subject_template: str, extra_wait: bool = False) -> dict:
@@ -43,7 +44,7 @@ async def test_publish_with_a_mapping_moves_waiting_runs_and_leaves_others(
     for user in users:
         await sign_up(api, key, user)
     await api.relay()
-    handles = [client.get_workflow_handle(f"journey/{key}/{user}") for user in users]
+    handles = [client.get_workflow_handle(h.suite_names().workflow_id(key, user)) for user in users]
     for handle in handles:
         await h.wait_until(
             lambda handle=handle: _waiting(api, handle.id), "runs to reach the pause"
@@ -77,8 +78,8 @@ async def test_publish_with_a_mapping_moves_waiting_runs_and_leaves_others(
             "v2-mail",
         ]
         assert view.version == 2
-    late_view = await client.get_workflow_handle(f"journey/{key}/{late}").query(
-        "state", result_type=RunView
+    late_view = await client.get_workflow_handle(h.suite_names().workflow_id(key, late)).query(
+        STATE_QUERY, result_type=RunView
     )
     assert late_view.version == 2
 
@@ -99,7 +100,7 @@ async def test_unmapped_runs_finish_on_their_version(
     user = h.unique("user")
     await sign_up(api, key, user)
     await api.relay()
-    handle = client.get_workflow_handle(f"journey/{key}/{user}")
+    handle = client.get_workflow_handle(h.suite_names().workflow_id(key, user))
     await h.wait_until(lambda: _waiting(api, handle.id), "the run to reach the pause")
 
     await api.http.put(
@@ -132,7 +133,7 @@ async def sign_up(api: Api, key: str, user: str) -> None:
 def _waiting(api: Api, workflow_id: str) -> bool:
     from sqlalchemy import select
 
-    from store.models import Enrollment
+    from temporal_journeys.store.models import Enrollment
 
     with api.app.state.db.transaction() as session:
         row = session.scalars(

@@ -8,13 +8,13 @@ from datetime import datetime, time, timedelta
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from journeys.timing import next_local_time
-from store import suppressions
-from store.db import Database
-from store.models import Contact
-from tests.channels import helpers
-from tests.channels.conftest import channel_settings, channel_worker
-from tests.engine import harness as h
+from temporal_journeys.journeys.timing import next_local_time
+from temporal_journeys.store import suppressions
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Contact
+from tests.support import channels
+from tests.support import harness as h
+from tests.support.channels import channel_settings, channel_worker
 from tests.support.fake_providers import FakeProviders
 
 
@@ -24,11 +24,11 @@ async def test_an_invalid_phone_number_is_skipped_with_the_reason(
     h.template(engine_db, "ch-sms", "sms", text="Hello")
     contact = h.contact(engine_db, phone="555-0100")
 
-    result, view = await helpers.run_send(channel_client, engine_db, contact, "sms", "ch-sms")
+    result, view = await channels.run_send(channel_client, engine_db, contact, "sms", "ch-sms")
 
     assert result.status == "completed"
-    assert helpers.step_kinds(view) == [("send", "skipped")]
-    assert helpers.detail(view, "skipped") == "invalid phone number '555-0100' (E.164)"
+    assert channels.step_kinds(view) == [("send", "skipped")]
+    assert channels.detail(view, "skipped") == "invalid phone number '555-0100' (E.164)"
     assert fake_providers.of("twilio") == []
     [message] = h.messages(engine_db, contact)
     assert (message.status, message.error) == ("skipped", "invalid phone number '555-0100' (E.164)")
@@ -42,10 +42,10 @@ async def test_an_sms_to_a_suppressed_number_is_skipped_with_the_reason(
     with engine_db.transaction() as session:
         suppressions.add(session, "sms", "+15551230777", "stop")
 
-    _, view = await helpers.run_send(channel_client, engine_db, contact, "sms", "ch-sms")
+    _, view = await channels.run_send(channel_client, engine_db, contact, "sms", "ch-sms")
 
-    assert helpers.step_kinds(view) == [("send", "skipped")]
-    assert helpers.detail(view, "skipped") == "suppressed: stop"
+    assert channels.step_kinds(view) == [("send", "skipped")]
+    assert channels.detail(view, "skipped") == "suppressed: stop"
     assert fake_providers.of("twilio") == []
 
 
@@ -57,10 +57,10 @@ async def test_an_email_to_a_contact_who_unsubscribed_is_skipped_with_the_reason
     with engine_db.transaction() as session:
         session.get(Contact, contact).unsubscribed = ["email"]  # type: ignore[union-attr]
 
-    _, view = await helpers.run_send(channel_client, engine_db, contact, "email", "ch-mail")
+    _, view = await channels.run_send(channel_client, engine_db, contact, "email", "ch-mail")
 
-    assert helpers.step_kinds(view) == [("send", "skipped")]
-    assert helpers.detail(view, "skipped") == "unsubscribed from email"
+    assert channels.step_kinds(view) == [("send", "skipped")]
+    assert channels.detail(view, "skipped") == "unsubscribed from email"
     assert fake_providers.of("sendgrid") == []
 
 
@@ -85,12 +85,12 @@ async def test_an_sms_in_default_quiet_hours_waits_for_0800_local(
     settings = channel_settings(postgres_url, fake_providers, sms_quiet_hours="21:00-08:00")
 
     async with channel_worker(time_env, engine_db, settings) as queue:
-        result, view = await helpers.run_send(
+        result, view = await channels.run_send(
             client, engine_db, contact, "sms", "ch-sms", queue=queue
         )
 
-    assert helpers.step_kinds(view) == [("send", "deferred"), ("send", "sent")]
-    assert "quiet hours 21:00-08:00" in helpers.detail(view, "deferred")
+    assert channels.step_kinds(view) == [("send", "deferred"), ("send", "sent")]
+    assert "quiet hours 21:00-08:00" in channels.detail(view, "deferred")
     eight = next_local_time(h.at(view, "deferred")[0].at, zone, time(8))
     [sent] = h.at(view, "sent")
     assert h.close(sent.at, eight), (sent.at, eight)
@@ -122,18 +122,18 @@ async def test_a_third_email_in_a_day_under_a_cap_of_2_waits_for_the_next_day(
     settings = channel_settings(postgres_url, fake_providers, email_daily_cap=2)
 
     async with channel_worker(time_env, engine_db, settings) as queue:
-        result, view = await helpers.run_journey(
+        result, view = await channels.run_journey(
             client, engine_db, contact, three_emails("ch-capped"), queue=queue
         )
 
     assert result.status == "completed"
-    assert helpers.step_kinds(view) == [
+    assert channels.step_kinds(view) == [
         ("first", "sent"),
         ("second", "sent"),
         ("third", "deferred"),
         ("third", "sent"),
     ]
-    assert "frequency cap: 2 email in 24 h (cap 2)" in helpers.detail(view, "deferred")
+    assert "frequency cap: 2 email in 24 h (cap 2)" in channels.detail(view, "deferred")
     first, _, third = h.at(view, "sent")
     assert h.close(third.at - first.at, timedelta(days=1)), third.at - first.at
     assert len(fake_providers.accepted("sendgrid")) == 3
@@ -155,14 +155,14 @@ async def test_a_capped_step_that_says_skip_is_skipped(
     settings = channel_settings(postgres_url, fake_providers, email_daily_cap=2)
 
     async with channel_worker(time_env, engine_db, settings) as queue:
-        _, view = await helpers.run_journey(
+        _, view = await channels.run_journey(
             client, engine_db, contact, three_emails("ch-capped", "skip"), queue=queue
         )
 
-    assert helpers.step_kinds(view) == [
+    assert channels.step_kinds(view) == [
         ("first", "sent"),
         ("second", "sent"),
         ("third", "skipped"),
     ]
-    assert helpers.detail(view, "skipped") == "frequency cap: 2 email in 24 h (cap 2)"
+    assert channels.detail(view, "skipped") == "frequency cap: 2 email in 24 h (cap 2)"
     assert len(fake_providers.accepted("sendgrid")) == 2

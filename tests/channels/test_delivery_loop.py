@@ -9,13 +9,13 @@ import httpx
 import pytest_asyncio
 from temporalio.client import Client
 
-from api.app import create_app
-from store.db import Database
-from store.models import Contact, Message
-from tests.channels import helpers
-from tests.channels.conftest import channel_settings
-from tests.engine import harness as h
+from temporal_journeys.api.app import create_app
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Contact, Message
+from tests.support import channels
+from tests.support import harness as h
 from tests.support import signed_webhooks as sw
+from tests.support.channels import channel_settings
 from tests.support.fake_providers import FakeProviders, Recorded
 
 STEPS = [
@@ -67,7 +67,7 @@ async def test_an_open_posted_by_the_fake_sendgrid_releases_the_wait_for(
 ):
     h.template(engine_db, "loop-hello", subject="Hello {{ contact.first_name }}", text="Hi")
     contact = h.contact(engine_db, first_name="Ada")
-    handle = await helpers.start_journey(channel_client, engine_db, contact, STEPS)
+    handle = await channels.start_journey(channel_client, engine_db, contact, STEPS)
     await h.wait_until(lambda: len(fake_providers.accepted("sendgrid")) == 1, "the email")
     [received] = fake_providers.accepted("sendgrid")
     [message] = h.messages(engine_db, contact)

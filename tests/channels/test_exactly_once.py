@@ -10,15 +10,16 @@ from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.sends import SendActivities
-from activities.types import SendMessageInput
-from journeys.plugin import default_providers
-from store import messages as messages_store
-from store.db import Database
-from store.models import Message
-from tests.channels import helpers
-from tests.channels.conftest import channel_settings, channel_worker
-from tests.engine import harness as h
+from temporal_journeys.activities.sends import SendActivities
+from temporal_journeys.plugin import default_providers
+from temporal_journeys.store import messages as messages_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Message
+from temporal_journeys.workflows.activity_types import SendMessageInput
+from tests.support import channels
+from tests.support import harness as h
+from tests.support import signed_webhooks as sw
+from tests.support.channels import channel_settings, channel_worker
 from tests.support.fake_providers import Answer, FakeProviders
 
 
@@ -33,10 +34,10 @@ async def test_503_twice_then_202_makes_one_row_and_one_accepted_email(
     contact = h.contact(engine_db)
     fake_providers.script("sendgrid", Answer(503), Answer(503))
 
-    result, view = await helpers.run_send(channel_client, engine_db, contact, "email", "ch-once")
+    result, view = await channels.run_send(channel_client, engine_db, contact, "email", "ch-once")
 
     assert result.status == "completed"
-    assert helpers.step_kinds(view) == [("send", "sent")]
+    assert channels.step_kinds(view) == [("send", "sent")]
     assert len(fake_providers.of("sendgrid")) == 3
     assert len(fake_providers.accepted("sendgrid")) == 1
     [message] = h.messages(engine_db, contact)
@@ -55,10 +56,10 @@ async def test_a_timeout_after_the_provider_accepted_is_never_sent_again(
     # Taken by the provider, answered after the client's 1 s timeout.
     fake_providers.script("sendgrid", Answer(202, headers={"X-Message-Id": "late"}, delay=3))
 
-    result, view = await helpers.run_send(channel_client, engine_db, contact, "email", "ch-slow")
+    result, view = await channels.run_send(channel_client, engine_db, contact, "email", "ch-slow")
 
     assert result.status == "completed"
-    assert helpers.step_kinds(view) == [("send", "sent")]
+    assert channels.step_kinds(view) == [("send", "sent")]
     assert len(fake_providers.of("sendgrid")) == 1
     assert len(fake_providers.accepted("sendgrid")) == 1
     [message] = h.messages(engine_db, contact)
@@ -77,9 +78,9 @@ async def test_a_500_is_an_unknown_outcome_and_not_retried(
         "twilio", Answer(500, {"code": 20500, "message": "Internal", "status": 500}, accept=True)
     )
 
-    result, view = await helpers.run_send(channel_client, engine_db, contact, "sms", "ch-500-sms")
+    result, view = await channels.run_send(channel_client, engine_db, contact, "sms", "ch-500-sms")
 
-    assert helpers.step_kinds(view) == [("send", "sent")]
+    assert channels.step_kinds(view) == [("send", "sent")]
     assert len(fake_providers.of("twilio")) == 1
     [message] = h.messages(engine_db, contact)
     assert message.status == "unknown"
@@ -208,7 +209,7 @@ async def test_with_a_resend_window_an_unconfirmed_email_is_sent_again_after_it(
     settings = channel_settings(postgres_url, fake_providers, resend_unconfirmed_after_seconds=600)
 
     async with channel_worker(time_env, engine_db, settings) as queue:
-        _, view = await helpers.run_send(
+        _, view = await channels.run_send(
             client, engine_db, contact, "email", "ch-resend", queue=queue
         )
 
@@ -232,8 +233,8 @@ async def test_with_a_resend_window_a_confirmed_email_is_not_sent_again(
     settings = channel_settings(postgres_url, fake_providers, resend_unconfirmed_after_seconds=600)
 
     async with channel_worker(time_env, engine_db, settings) as queue:
-        spec = helpers.send_steps("email", "ch-resend")
-        handle = await helpers.start_journey(client, engine_db, contact, spec, queue=queue)
+        spec = channels.send_steps("email", "ch-resend")
+        handle = await channels.start_journey(client, engine_db, contact, spec, queue=queue)
 
         def unknown() -> bool:
             rows = h.messages(engine_db, contact)
@@ -246,7 +247,106 @@ async def test_with_a_resend_window_a_confirmed_email_is_not_sent_again(
             messages_store.advance(row, "delivered", reason="sendgrid delivered")
         _, view = await h.finish(handle)
 
-    assert helpers.step_kinds(view) == [("send", "sent")]
+    assert channels.step_kinds(view) == [("send", "sent")]
     assert len(fake_providers.of("sendgrid")) == 1
     [message] = h.messages(engine_db, contact)
     assert message.status == "delivered"
+
+
+def _request(contact: str, n: int) -> SendMessageInput:
+    return SendMessageInput(
+        idempotency_key=f"journey/slots-{n}/{contact}/send",
+        message_id=h.unique("msg"),
+        contact_id=contact,
+        journey_key=f"slots-{n}",
+        version=1,
+        step_id="send",
+        workflow_id=f"journey/slots-{n}/{contact}",
+        channel="email",
+        template="ch-slots",
+    )
+
+
+async def test_only_messages_whose_provider_call_is_under_way_are_marked_sending(
+    engine_db: Database, postgres_url: str, fake_providers: FakeProviders
+):
+    """A send waiting for a free provider slot is not ``sending``: a crash while it waits
+    must leave it to be sent by the retry, not ``unknown`` for good."""
+    h.template(engine_db, "ch-slots", subject="Slots", text="Slots")
+    contacts = [h.contact(engine_db) for _ in range(10)]
+    fake_providers.script(
+        "sendgrid",
+        *[Answer(202, headers={"X-Message-Id": f"slow-{n}"}, delay=0.4) for n in range(10)],
+    )
+    settings = channel_settings(postgres_url, fake_providers, provider_concurrency=2)
+    sends = SendActivities(engine_db, default_providers(settings), settings)
+    ids = set()
+    peak = 0
+
+    def sending_now() -> int:
+        with engine_db.transaction() as session:
+            query = select(Message.status).where(Message.id.in_(ids))
+            return sum(status == "sending" for status in session.scalars(query))
+
+    requests = [_request(contact, n) for n, contact in enumerate(contacts)]
+    ids.update(request.message_id for request in requests)
+    running = asyncio.gather(
+        *(ActivityEnvironment().run(sends.send_message, request) for request in requests)
+    )
+    while not running.done():
+        peak = max(peak, await asyncio.to_thread(sending_now))
+        await asyncio.sleep(0.02)
+    results = await running
+
+    assert [result.status for result in results] == ["sent"] * 10
+    assert len(fake_providers.accepted("sendgrid")) == 10
+    assert 1 <= peak <= 2, f"{peak} messages were sending at once with 2 provider slots"
+
+
+async def test_with_sendgrids_webhook_configured_an_unconfirmed_email_is_sent_again_by_default(
+    client: Client,
+    time_env: WorkflowEnvironment,
+    engine_db: Database,
+    postgres_url: str,
+    fake_providers: FakeProviders,
+):
+    """No resend setting, but the worker knows SendGrid's signed webhook is on: a message
+    nothing confirmed within the default window (120 s) is sent again."""
+    h.template(engine_db, "ch-hooked", subject="Again", text="Again")
+    contact = h.contact(engine_db)
+    fake_providers.script("sendgrid", Answer(202, headers={"X-Message-Id": "late"}, delay=3))
+    settings = channel_settings(
+        postgres_url, fake_providers, sendgrid_webhook_public_key=sw.SendGridSigner().public_key_b64
+    )
+
+    async with channel_worker(time_env, engine_db, settings) as queue:
+        _, view = await channels.run_send(
+            client, engine_db, contact, "email", "ch-hooked", queue=queue
+        )
+
+    assert len(fake_providers.accepted("sendgrid")) == 2
+    [sent] = h.offsets(view, "sent")
+    assert sent >= timedelta(seconds=115), sent
+    [message] = h.messages(engine_db, contact)
+    assert statuses(message) == ["pending", "sending", "unknown", "sending", "sent"]
+
+
+async def test_a_zero_resend_window_keeps_at_most_once_even_with_webhooks(
+    channel_client: Client, engine_db: Database, postgres_url: str, fake_providers: FakeProviders
+):
+    h.template(engine_db, "ch-slots", subject="Once", text="Once")
+    contact = h.contact(engine_db)
+    fake_providers.script("sendgrid", Answer(202, headers={"X-Message-Id": "late"}, delay=3))
+    settings = channel_settings(
+        postgres_url,
+        fake_providers,
+        sendgrid_webhook_public_key=sw.SendGridSigner().public_key_b64,
+        resend_unconfirmed_after_seconds=0,
+    )
+    sends = SendActivities(engine_db, default_providers(settings), settings)
+
+    result = await ActivityEnvironment().run(sends.send_message, _request(contact, 0))
+
+    assert result.status == "sent" and (result.reason or "").startswith("outcome unknown")
+    [message] = h.messages(engine_db, contact)
+    assert statuses(message) == ["pending", "sending", "unknown"]

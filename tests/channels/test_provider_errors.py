@@ -6,9 +6,9 @@ import time
 
 from temporalio.client import Client
 
-from store.db import Database
-from tests.channels import helpers
-from tests.engine import harness as h
+from temporal_journeys.store.db import Database
+from tests.support import channels
+from tests.support import harness as h
 from tests.support.fake_providers import Answer, FakeProviders, sendgrid_error, twilio_error
 
 
@@ -19,11 +19,11 @@ async def test_sendgrid_400_follows_on_failure(
     contact = h.contact(engine_db)
     fake_providers.script("sendgrid", sendgrid_error(400, "The from address is not verified"))
 
-    result, view = await helpers.run_send(channel_client, engine_db, contact, "email", "ch-400")
+    result, view = await channels.run_send(channel_client, engine_db, contact, "email", "ch-400")
 
     assert result.status == "completed"
-    assert helpers.step_kinds(view) == [("send", "failed"), ("fallback", "updated")]
-    assert "sendgrid answered 400: The from address is not verified" in helpers.detail(
+    assert channels.step_kinds(view) == [("send", "failed"), ("fallback", "updated")]
+    assert "sendgrid answered 400: The from address is not verified" in channels.detail(
         view, "failed"
     )
     assert len(fake_providers.of("sendgrid")) == 1  # permanent: never retried
@@ -42,10 +42,10 @@ async def test_twilio_21211_follows_on_failure(
         "twilio", twilio_error(21211, "The 'To' number +15005550001 is not a valid phone number.")
     )
 
-    result, view = await helpers.run_send(channel_client, engine_db, contact, "sms", "ch-21211")
+    result, view = await channels.run_send(channel_client, engine_db, contact, "sms", "ch-21211")
 
-    assert helpers.step_kinds(view) == [("send", "failed"), ("fallback", "updated")]
-    assert "twilio error 21211" in helpers.detail(view, "failed")
+    assert channels.step_kinds(view) == [("send", "failed"), ("fallback", "updated")]
+    assert "twilio error 21211" in channels.detail(view, "failed")
     assert len(fake_providers.of("twilio")) == 1
     [message] = h.messages(engine_db, contact)
     assert message.status == "failed"
@@ -59,9 +59,9 @@ async def test_sendgrid_429_retries_after_the_rate_limit_reset(
     reset = str(int(time.time()) + 600)  # epoch seconds, as SendGrid sends it
     fake_providers.script("sendgrid", Answer(429, headers={"X-RateLimit-Reset": reset}))
 
-    result, view = await helpers.run_send(channel_client, engine_db, contact, "email", "ch-429")
+    result, view = await channels.run_send(channel_client, engine_db, contact, "email", "ch-429")
 
-    assert helpers.step_kinds(view) == [("send", "sent")]
+    assert channels.step_kinds(view) == [("send", "sent")]
     assert [r.accepted for r in fake_providers.of("sendgrid")] == [False, True]
     # The retry came at the reset (about 10 minutes on), not after the usual 1 s backoff.
     [sent] = h.offsets(view, "sent")
@@ -77,9 +77,9 @@ async def test_twilio_429_retries_after_retry_after(
         "twilio", twilio_error(20429, "Too Many Requests", 429, headers={"Retry-After": "300"})
     )
 
-    result, view = await helpers.run_send(channel_client, engine_db, contact, "sms", "ch-429-sms")
+    result, view = await channels.run_send(channel_client, engine_db, contact, "sms", "ch-429-sms")
 
-    assert helpers.step_kinds(view) == [("send", "sent")]
+    assert channels.step_kinds(view) == [("send", "sent")]
     assert [r.accepted for r in fake_providers.of("twilio")] == [False, True]
     [sent] = h.offsets(view, "sent")
     assert sent.total_seconds() >= 295, sent

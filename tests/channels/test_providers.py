@@ -7,18 +7,18 @@ from datetime import timedelta
 
 import pytest
 
-from activities.providers.base import (
+from temporal_journeys.activities.providers.base import (
     NotAccepted,
     OutcomeUnknown,
     OutgoingMessage,
     PermanentSendError,
     Provider,
 )
-from activities.providers.sendgrid_email import SendGridEmail
-from activities.providers.twilio_sms import TwilioSms
-from activities.providers.webhook import SignedWebhook
-from journeys.settings import Settings
-from tests.channels.conftest import channel_settings
+from temporal_journeys.activities.providers.sendgrid_email import SendGridEmail
+from temporal_journeys.activities.providers.twilio_sms import TwilioSms
+from temporal_journeys.activities.providers.webhook import SignedWebhook
+from temporal_journeys.journeys.settings import Settings
+from tests.support.channels import channel_settings
 from tests.support.fake_providers import Answer, FakeProviders, sendgrid_error, twilio_error
 
 NO_DB = "sqlite://"  # the providers never touch the database

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
-from journeys.consent import read_token
-from store.db import Database
-from tests.channels import helpers
-from tests.channels.conftest import PUBLIC_URL, SECRET_KEY, TWILIO_SID
-from tests.engine import harness as h
+from temporal_journeys.journeys.consent import read_token
+from temporal_journeys.store.db import Database
+from tests.support import channels
+from tests.support import harness as h
+from tests.support.channels import PUBLIC_URL, SECRET_KEY, TWILIO_SID
 from tests.support.fake_providers import FakeProviders
 
 
@@ -38,10 +38,10 @@ async def test_a_journey_sends_rendered_email_and_sms_with_unsubscribe_headers(
         },
     ]
 
-    result, view = await helpers.run_journey(channel_client, engine_db, contact, steps, plan="pro")
+    result, view = await channels.run_journey(channel_client, engine_db, contact, steps, plan="pro")
 
     assert result.status == "completed"
-    assert helpers.step_kinds(view) == [("mail", "sent"), ("text", "sent")]
+    assert channels.step_kinds(view) == [("mail", "sent"), ("text", "sent")]
     email, sms = h.messages(engine_db, contact)
 
     [mail] = fake_providers.accepted("sendgrid")
@@ -84,7 +84,7 @@ async def test_a_provider_hosted_template_sends_its_id_and_the_data(
     h.template(engine_db, "ch-dynamic", provider_template_id="d-0123456789abcdef")
     contact = h.contact(engine_db, first_name="Grace")
 
-    result, _ = await helpers.run_send(
+    result, _ = await channels.run_send(
         channel_client, engine_db, contact, "email", "ch-dynamic", plan="team"
     )
 

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from activities import send_guards
-from activities.send_guards import SendContext, Verdict, evaluate, parse_window
-from journeys.settings import Settings
-from store import messages as messages_store
-from store import suppressions
-from store.db import Database
-from store.models import Contact, Message
+from temporal_journeys.activities import send_guards
+from temporal_journeys.activities.send_guards import SendContext, Verdict, evaluate, parse_window
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.store import messages as messages_store
+from temporal_journeys.store import suppressions
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Contact, Message
 
 # 23:30 in Berlin (UTC+1 in winter).
 NOW = datetime(2030, 1, 15, 22, 30, tzinfo=UTC)
@@ -42,7 +42,9 @@ def contact(session: Session, **fields: Any) -> Contact:
     return row
 
 
-def sent(session: Session, number: int, channel: str, at: datetime, status: str = "sent") -> None:
+def sent(
+    session: Session, number: int, channel: str, at: datetime | None, status: str = "sent"
+) -> None:
     row = Message(
         id=f"m{number}",
         idempotency_key=f"k{number}",
@@ -137,8 +139,9 @@ def test_a_cap_counts_what_went_out_in_the_last_24_hours(db: Database):
     with db.transaction() as session:
         who = contact(session)
         sent(session, 1, "email", NOW - timedelta(hours=24))  # just out of the window
-        sent(session, 2, "email", NOW - timedelta(hours=20), "pending")
-        sent(session, 3, "email", NOW - timedelta(hours=19), "deferred")
+        # Held back (not yet through the guards, or deferred by them): no ``sent_at``.
+        sent(session, 2, "email", None, "pending")
+        sent(session, 3, "email", None, "deferred")
         sent(session, 4, "email", NOW - timedelta(hours=18), "skipped")
         sent(session, 5, "email", NOW - timedelta(hours=17), "failed")
         sent(session, 6, "sms", NOW - timedelta(hours=16))
@@ -162,6 +165,22 @@ def test_a_cap_defers_until_enough_sends_are_a_day_old(db: Database):
     assert verdict is not None and verdict.until == NOW + timedelta(hours=12)
 
 
+@pytest.mark.parametrize("status", ["pending", "deferred"])
+def test_a_released_message_waiting_for_its_provider_call_is_counted(db: Database, status: str):
+    """Through the guards (``sent_at`` set) but its call not begun: a second send to the
+    contact at that moment must count it, or both could pass the cap."""
+    config = settings(email_daily_cap=1)
+    with db.transaction() as session:
+        who = contact(session)
+        sent(session, 1, "email", NOW - timedelta(minutes=1), status)
+        verdict = check(session, who, "email", config)
+    assert verdict == Verdict(
+        "deferred",
+        "frequency cap: 1 email in 24 h (cap 1)",
+        NOW - timedelta(minutes=1) + timedelta(days=1),
+    )
+
+
 def test_a_capped_send_that_says_skip_is_skipped(db: Database):
     config = settings(email_daily_cap=1)
     with db.transaction() as session:
@@ -173,4 +192,11 @@ def test_a_capped_send_that_says_skip_is_skipped(db: Database):
 
 def test_the_policy_order_skips_before_it_defers():
     names = [rule.name for rule in send_guards.POLICY]
-    assert names == ["address", "unsubscribed", "suppression", "quiet_hours", "frequency_cap"]
+    assert names == [
+        "address",
+        "unsubscribed",
+        "topic",
+        "suppression",
+        "quiet_hours",
+        "frequency_cap",
+    ]

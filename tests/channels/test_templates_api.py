@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
-from tests.api.conftest import api as api  # noqa: F401 (the fixture, shared with tests/api)
+from tests.support.api import Api
 
 
 async def test_a_webhook_template_without_a_url_is_refused_naming_url(api: Api):  # noqa: F811

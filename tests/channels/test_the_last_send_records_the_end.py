@@ -9,13 +9,14 @@ import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from journeys import search_attributes as sa
-from journeys.starter import start_run
-from store.db import Database
-from tests.channels.conftest import CHANNEL_QUEUE
-from tests.engine import harness as h
+from temporal_journeys.store.db import Database
+from temporal_journeys.workflows import search_attributes as sa
+from temporal_journeys.workflows.contract import EXIT_UPDATE, MIGRATE_UPDATE
+from temporal_journeys.workflows.starter import start_run
+from temporal_journeys.workflows.types import MigrateRun, RunView
+from tests.support import harness as h
+from tests.support.channels import CHANNEL_QUEUE
 from tests.support.fake_providers import Answer, FakeProviders
-from workflows.types import MigrateRun, RunView
 
 # Long enough for the test to act while the provider holds the call, under the 1 s timeout.
 HELD = 0.6
@@ -108,7 +109,7 @@ async def test_an_operator_exit_during_the_last_send_ends_the_run_as_exited(
     handle = await _start(engine_db, channel_client, contact, _spec())
 
     await _while_sending(fake_providers)
-    assert await handle.execute_update("exit", "support asked") == "last-call"
+    assert await handle.execute_update(EXIT_UPDATE, "support asked") == "last-call"
     result, view = await h.finish(handle)
 
     assert (result.status, result.reason) == ("exited", "support asked")
@@ -129,7 +130,7 @@ async def test_a_migration_asked_for_during_the_last_send_is_refused_as_too_late
     await _while_sending(fake_providers)
     request = MigrateRun(journey=newer, version=version, steps={"last-call": "more"})
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update("migrate", request, result_type=str)
+        await handle.execute_update(MIGRATE_UPDATE, request, result_type=str)
     result, view = await h.finish(handle)
 
     assert isinstance(refused.value.cause, ApplicationError)

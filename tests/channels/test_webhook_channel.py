@@ -11,18 +11,18 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.providers.webhook import verify
-from store.db import Database
-from tests.channels import helpers
-from tests.channels.conftest import WEBHOOK_SECRET, channel_settings, channel_worker
-from tests.engine import harness as h
+from temporal_journeys.activities.providers.webhook import verify
+from temporal_journeys.store.db import Database
+from tests.support import channels
+from tests.support import harness as h
+from tests.support.channels import WEBHOOK_SECRET, channel_settings, channel_worker
 from tests.support.fake_providers import Answer, FakeProviders
 
 HOOK_URL = "{{ data.base }}/hooks/crm/{{ contact.id }}"
 
 
 def hook_step(fake: FakeProviders, template: str) -> list[dict]:
-    steps = helpers.send_steps("webhook", template, data={"base": fake.url, "plan": "pro"})
+    steps = channels.send_steps("webhook", template, data={"base": fake.url, "plan": "pro"})
     return steps
 
 
@@ -32,11 +32,11 @@ async def test_a_webhook_step_posts_a_body_whose_signature_verifies(
     h.template(engine_db, "ch-hook", "webhook", url=HOOK_URL)
     contact = h.contact(engine_db, first_name="Lin")
 
-    result, view = await helpers.run_journey(
+    result, view = await channels.run_journey(
         channel_client, engine_db, contact, hook_step(fake_providers, "ch-hook"), cart="c-1"
     )
 
-    assert helpers.step_kinds(view) == [("send", "sent")]
+    assert channels.step_kinds(view) == [("send", "sent")]
     [hook] = fake_providers.accepted("webhook")
     assert hook.path == f"/hooks/crm/{contact}"
     [message] = h.messages(engine_db, contact)
@@ -71,7 +71,7 @@ async def test_a_webhook_template_with_text_posts_that_text(
     )
     contact = h.contact(engine_db)
 
-    await helpers.run_journey(
+    await channels.run_journey(
         channel_client, engine_db, contact, hook_step(fake_providers, "ch-hook-text")
     )
 
@@ -87,11 +87,11 @@ async def test_a_webhook_answering_503_is_posted_again_with_the_same_idempotency
     contact = h.contact(engine_db)
     fake_providers.script("webhook", Answer(503))
 
-    _, view = await helpers.run_journey(
+    _, view = await channels.run_journey(
         channel_client, engine_db, contact, hook_step(fake_providers, "ch-hook")
     )
 
-    assert helpers.step_kinds(view) == [("send", "sent")]
+    assert channels.step_kinds(view) == [("send", "sent")]
     first, second = fake_providers.of("webhook")
     assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
     assert [first.accepted, second.accepted] == [False, True]
@@ -112,12 +112,12 @@ async def test_a_webhook_refused_for_good_follows_on_failure(
     contact = h.contact(engine_db)
     fake_providers.script("webhook", answer)
 
-    _, view = await helpers.run_journey(
+    _, view = await channels.run_journey(
         channel_client, engine_db, contact, hook_step(fake_providers, "ch-hook")
     )
 
-    assert helpers.step_kinds(view) == [("send", "failed"), ("fallback", "updated")]
-    assert reason in helpers.detail(view, "failed")
+    assert channels.step_kinds(view) == [("send", "failed"), ("fallback", "updated")]
+    assert reason in channels.detail(view, "failed")
 
 
 async def test_without_a_signing_secret_a_webhook_step_fails_with_the_reason(
@@ -132,10 +132,10 @@ async def test_without_a_signing_secret_a_webhook_step_fails_with_the_reason(
     settings = channel_settings(postgres_url, fake_providers, webhook_signing_secret=None)
 
     async with channel_worker(time_env, engine_db, settings) as queue:
-        _, view = await helpers.run_journey(
+        _, view = await channels.run_journey(
             client, engine_db, contact, hook_step(fake_providers, "ch-hook"), queue=queue
         )
 
-    assert helpers.step_kinds(view) == [("send", "failed"), ("fallback", "updated")]
-    assert "needs a signing secret" in helpers.detail(view, "failed")
+    assert channels.step_kinds(view) == [("send", "failed"), ("fallback", "updated")]
+    assert "needs a signing secret" in channels.detail(view, "failed")
     assert fake_providers.of("webhook") == []

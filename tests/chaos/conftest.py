@@ -5,61 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 import pytest_asyncio
-from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from api.app import create_app
-from journeys.plugin import JourneysPlugin
-from journeys.settings import Settings
-from store import keys
-from store.db import Database
-from store.migrate import upgrade
-from tests.api.test_outbox import DevServer
-from tests.engine import harness as h
-from tests.support.postgres import fresh_database
-
-
-@dataclass
-class Stack:
-    server: DevServer
-    db: Database
-    url: str
-    client: Client
-    app: FastAPI
-    http: httpx.AsyncClient
-    admin: dict[str, str]
-    track: dict[str, str]
-
-    async def publish(self, key: str, spec: dict) -> None:
-        response = await self.http.put(f"/v1/journeys/{key}", json=spec, headers=self.admin)
-        assert response.status_code == 200, response.text
-        response = await self.http.post(f"/v1/journeys/{key}/publish", headers=self.admin)
-        assert response.status_code == 200, response.text
-
-
-@pytest.fixture
-def chaos_url(postgres_server_url: str) -> Iterator[str]:
-    with fresh_database(postgres_server_url) as url:
-        upgrade(url)
-        yield url
+from temporal_journeys.api.app import create_app
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.plugin import JourneysPlugin
+from temporal_journeys.store import keys
+from temporal_journeys.store.db import Database
+from tests.support import harness as h
+from tests.support.dev_server import DevServer, DevStack
 
 
 @pytest_asyncio.fixture
-async def stack(tmp_path: Path, chaos_url: str) -> AsyncIterator[Stack]:
+async def stack(tmp_path: Path, own_postgres_url: str) -> AsyncIterator[DevStack]:
     server = DevServer(tmp_path)
-    db = Database(chaos_url)
+    db = Database(own_postgres_url)
     queue = h.unique("chaos")
     settings = Settings(
-        database_url=chaos_url,
+        database_url=own_postgres_url,
         temporal_address=f"127.0.0.1:{server.port}",
         task_queue=queue,
         sms_quiet_hours="",
@@ -79,7 +49,7 @@ async def stack(tmp_path: Path, chaos_url: str) -> AsyncIterator[Stack]:
             Worker(client, task_queue=queue, plugins=[JourneysPlugin(settings, db=db)]),
             httpx.AsyncClient(transport=transport, base_url="http://api.test") as http,
         ):
-            yield Stack(server, db, chaos_url, client, app, http, admin, track)
+            yield DevStack(server, db, own_postgres_url, client, app, http, admin, track)
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay

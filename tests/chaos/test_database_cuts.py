@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from api.errors import UNREACHABLE
-from store.models import Enrollment, Event, Message
-from tests.api.test_outbox import pending
-from tests.chaos.conftest import Stack
-from tests.engine import harness as h
+from temporal_journeys.api.errors import UNREACHABLE
+from temporal_journeys.store.models import Enrollment, Event, Message
+from tests.support import harness as h
+from tests.support.dev_server import DevStack
+from tests.support.outbox import pending
+
+pytestmark = pytest.mark.slow
 
 CONTACTS, CUTS = 20, 6
 
@@ -59,7 +62,7 @@ async def cut_connections(url: str, cuts: int) -> None:
         admin.dispose()
 
 
-async def post_until_accepted(stack: Stack, path: str, body: dict, statuses: list[int]) -> None:
+async def post_until_accepted(stack: DevStack, path: str, body: dict, statuses: list[int]) -> None:
     """As a Segment client does: a 503 is tried again; every answer is kept for the checks."""
     while True:
         response = await stack.http.post(path, json=body, headers=stack.track)
@@ -71,7 +74,7 @@ async def post_until_accepted(stack: Stack, path: str, body: dict, statuses: lis
         await asyncio.sleep(0.1)
 
 
-async def test_cut_database_connections_lose_nothing(stack: Stack):
+async def test_cut_database_connections_lose_nothing(stack: DevStack):
     key = h.unique("cuts")
     h.template(stack.db, "chaos", subject="Hello", text="Hello")
     await stack.publish(key, journey(key))

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.api.test_outbox import assert_in_order_once, listener, pending
-from tests.chaos.conftest import Stack
-from tests.engine import harness as h
+import pytest
+
+from tests.support import harness as h
+from tests.support.dev_server import DevStack
+from tests.support.outbox import assert_in_order_once, listener, pending
+
+pytestmark = pytest.mark.slow
 
 CONTACTS, OUTAGE_SECONDS, TICK_SECONDS = 10, 30, 1.0
 
 
-async def keep_sending(stack: Stack, key: str, contacts: list[str], stop: asyncio.Event) -> dict:
+async def keep_sending(stack: DevStack, key: str, contacts: list[str], stop: asyncio.Event) -> dict:
     """One tick per contact every TICK_SECONDS until ``stop``; the ids the API accepted."""
     accepted: dict[str, list[str]] = {contact: [] for contact in contacts}
     tick = 0
@@ -27,7 +31,7 @@ async def keep_sending(stack: Stack, key: str, contacts: list[str], stop: asynci
     return accepted
 
 
-async def test_events_keep_arriving_while_temporal_is_down_for_30_s(stack: Stack):
+async def test_events_keep_arriving_while_temporal_is_down_for_30_s(stack: DevStack):
     key = h.unique("outage")
     await stack.publish(key, listener(key))
     contacts = [h.unique("listener") for _ in range(CONTACTS)]

@@ -8,33 +8,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from store.db import Database
-from tests.engine import harness as h
-
-SPEC = """
-key: {key}
-name: Abandoned cart recovery
-trigger: {{event: cart.abandoned, correlate: cart_id}}
-goal: {{event: order.completed}}
-exit_on: [{{event: contact.unsubscribed}}]
-steps:
-  - id: wait-1h
-    wait: PT1H
-  - id: reminder
-    send: {{channel: email, template: cart-reminder}}
-  - id: opened?
-    wait_for: {{event: email.opened, message: reminder, timeout: P1D}}
-    on_timeout: discount
-    next: done
-  - id: discount
-    send: {{channel: email, template: cart-discount, data: {{code: SAVE10}}}}
-  - id: wait-3d
-    wait: P3D
-  - id: last-chance
-    send: {{channel: email, template: cart-last-chance}}
-  - id: done
-    exit: {{reason: finished}}
-"""
+from temporal_journeys.store.db import Database
+from tests.support import harness as h
+from tests.support.specs import ABANDONED_CART
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
@@ -54,7 +30,7 @@ def cart(engine_db: Database):
         text="Hi {{ contact.first_name | default: 'there' }}, use {{ data.code }} at checkout.",
     )
     h.template(engine_db, "cart-last-chance", subject="Last chance", text="Cart expires soon.")
-    return h.publish(engine_db, SPEC.format(key=h.unique("cart")))
+    return h.publish(engine_db, ABANDONED_CART.format(key=h.unique("cart")))
 
 
 async def test_no_action_sends_three_emails_at_1h_then_1d_then_3d(
@@ -141,7 +117,10 @@ async def test_two_carts_run_independently(client: Client, engine_db: Database, 
     )
 
     assert first.id != second.id
-    assert first.id.endswith("/a") and second.id.endswith("/b")
+    assert (first.id, second.id) == (
+        h.workflow_id_of(journey, contact, "a"),
+        h.workflow_id_of(journey, contact, "b"),
+    )
     await h.finish(first)
     await h.finish(second)
     assert len(h.messages(engine_db, contact)) == 6
@@ -160,7 +139,9 @@ async def test_the_same_event_twice_makes_one_run(client: Client, engine_db: Dat
 
 
 async def test_missing_template_fails_the_run_clearly(client: Client, engine_db: Database):
-    spec = SPEC.format(key=h.unique("cart")).replace("cart-last-chance", "no-such-template")
+    spec = ABANDONED_CART.format(key=h.unique("cart")).replace(
+        "cart-last-chance", "no-such-template"
+    )
     version, journey = h.publish(engine_db, spec)
     contact = h.contact(engine_db)
     handle = await h.start(

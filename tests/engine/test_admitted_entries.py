@@ -5,15 +5,15 @@ from __future__ import annotations
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from journeys.admission import start_entry
-from journeys.plugin import JourneysPlugin
-from journeys.records import JourneyEvent
-from journeys.spec import Journey
-from store import contacts as contacts_store
-from store.db import Database
-from store.models import Enrollment
-from tests.engine import harness as h
-from tests.engine.test_operator_visibility import SHORT_WAIT
+from temporal_journeys.api.services.admission import start_entry
+from temporal_journeys.journeys.records import JourneyEvent
+from temporal_journeys.journeys.spec import Journey
+from temporal_journeys.plugin import JourneysPlugin
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Enrollment
+from tests.support import harness as h
+from tests.support.specs import SHORT_WAIT
 
 
 async def _enter(
@@ -118,7 +118,10 @@ async def test_the_starters_row_names_the_entry_before_its_run_has_taken_a_step(
     with engine_db.transaction() as session:
         row = session.query(Enrollment).filter_by(workflow_id=handle.id).one()
     assert (row.id, row.status, row.current_step) == (handle.result_run_id, "running", "hello")
-    assert (row.correlation, handle.id) == ("cart-7", f"journey/{journey.key}/{contact}/cart-7")
+    assert (row.correlation, handle.id) == (
+        "cart-7",
+        h.suite_names().workflow_id(journey.key, contact, "cart-7"),
+    )
 
     # A run left waiting for a worker would hold the time-skipping clock for later tests.
     async with Worker(client, task_queue=queue, plugins=[plugin]):

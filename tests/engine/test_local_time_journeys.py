@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from temporalio.client import Client
 
-from store.db import Database
-from tests.engine import harness as h
+from temporal_journeys.store.db import Database
+from tests.support import harness as h
 
 WELCOME = """
 key: {key}

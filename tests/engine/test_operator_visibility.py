@@ -7,12 +7,13 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from journeys import search_attributes as sa
-from store.db import Database
-from store.models import Enrollment, StepEvent
-from tests.engine import harness as h
-from tests.engine.test_abandoned_cart import SPEC
-from workflows.types import RunView
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Enrollment, StepEvent
+from temporal_journeys.workflows import search_attributes as sa
+from temporal_journeys.workflows.contract import STATE_QUERY
+from temporal_journeys.workflows.types import RunView
+from tests.support import harness as h
+from tests.support.specs import ABANDONED_CART, SHORT_WAIT
 
 
 async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
@@ -24,7 +25,7 @@ async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
         subject="You left {{ event.item | default: 'your cart' }}",
         text="Still there?",
     )
-    version, journey = h.publish(engine_db, SPEC.format(key=h.unique("cart")))
+    version, journey = h.publish(engine_db, ABANDONED_CART.format(key=h.unique("cart")))
     contact = h.contact(engine_db)
     handle = await h.start(
         client, journey, version, contact, h.event("cart.abandoned", cart_id="v", item="a hat")
@@ -34,14 +35,14 @@ async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
     attributes = (await handle.describe()).typed_search_attributes
     assert attributes.get(sa.JOURNEY_KEY) == journey.key
     assert attributes.get(sa.JOURNEY_VERSION) == version
-    assert attributes.get(sa.CONTACT_ID) == contact
+    assert attributes.get(sa.CONTACT_ID) == h.suite_names().shown(contact)
     assert attributes.get(sa.STEP) == "opened?"
     assert attributes.get(sa.STATUS) == "running"
 
     metadata = await handle.query("__temporal_workflow_metadata")
     details = metadata.current_details
     assert "waiting for email.opened (message reminder) on step opened? until" in details
-    view = await handle.query("state", result_type=RunView)
+    view = await handle.query(STATE_QUERY, result_type=RunView)
     assert view.step == "opened?" and view.status == "running"
     assert view.until is not None
     assert h.close(view.until - view.trace[0].at, timedelta(days=1, hours=1))
@@ -70,22 +71,6 @@ async def test_a_run_waiting_in_wait_for_shows_step_status_details_and_trace(
     attributes = (await handle.describe()).typed_search_attributes
     assert result.status == "converted"
     assert attributes.get(sa.STATUS) == "converted"
-
-
-SHORT_WAIT = """
-key: {key}
-name: Short pause
-trigger: {{event: user.signed_up}}
-steps:
-  - id: hello
-    send: {{channel: email, template: short-hello}}
-  - id: pause
-    wait: PT1S
-  - id: again
-    send: {{channel: email, template: short-hello}}
-  - id: done
-    exit: {{}}
-"""
 
 
 async def test_a_wait_of_a_second_records_its_progress_with_the_end_of_the_run(

@@ -7,11 +7,11 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.sends import SendActivities
-from activities.types import SendMessageInput
-from journeys.plugin import JourneysPlugin, default_providers
-from store.db import Database
-from tests.engine import harness as h
+from temporal_journeys.activities.sends import SendActivities
+from temporal_journeys.plugin import JourneysPlugin, default_providers
+from temporal_journeys.store.db import Database
+from temporal_journeys.workflows.activity_types import SendMessageInput
+from tests.support import harness as h
 
 NUDGE = """
 key: {key}

@@ -6,17 +6,19 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from journeys.plugin import JourneysPlugin
-from store import contacts as contacts_store
-from store.db import Database
-from store.models import Message
-from tests.engine import harness as h
-from workflows.types import RunView
+from temporal_journeys.plugin import JourneysPlugin
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Message
+from temporal_journeys.workflows.contract import EVENT_SIGNAL, STATE_QUERY
+from temporal_journeys.workflows.types import RunView
+from tests.support import harness as h
 
 AB_TEST = """
 key: {key}
@@ -64,6 +66,7 @@ steps:
 CONTACTS = 1000
 
 
+@pytest.mark.slow  # a thousand runs
 async def test_split_shares_match_weights_and_holdout_gets_nothing(
     client: Client, engine_db: Database, plugin: JourneysPlugin
 ):
@@ -97,7 +100,7 @@ async def test_split_shares_match_weights_and_holdout_gets_nothing(
     replayed = await Replayer(workflows=[], plugins=[plugin]).replay_workflow(history)
     assert replayed.replay_failure is None
     await h.record_history(handle)
-    view = await handle.query("state", result_type=RunView)
+    view = await handle.query(STATE_QUERY, result_type=RunView)
     assert view.variant == next(e.variant for e in ended if e.contact_id == contacts[0])
 
 
@@ -137,7 +140,7 @@ async def test_continue_as_new_keeps_buffered_events_and_the_wait(
     first = await h.signal(handle, "page.viewed")
     await h.signal(handle, "page.viewed")
     await h.signal(handle, "page.viewed")
-    await handle.signal("event", first)  # a duplicate delivery must not count again
+    await handle.signal(EVENT_SIGNAL, first)  # a duplicate delivery must not count again
     result, view = await h.finish(handle)
 
     assert result.status == "completed"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from journeys.plugin import JourneysPlugin
-from journeys.settings import Settings
-from journeys.starter import start_run
-from store.db import Database
-from tests.engine import harness as h
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.plugin import JourneysPlugin
+from temporal_journeys.store.db import Database
+from temporal_journeys.workflows.starter import start_run
+from tests.support import harness as h
 
 QUEUE = "journeys-test-unsandboxed"
 SPEC = """

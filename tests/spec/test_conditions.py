@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from journeys.conditions import Condition, History, evaluate, history_conditions, lookup
+from temporal_journeys.journeys.conditions import (
+    Condition,
+    History,
+    evaluate,
+    history_conditions,
+    lookup,
+)
 
 adapter = TypeAdapter(Condition)
 parse = adapter.validate_python

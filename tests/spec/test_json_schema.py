@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from journeys.validation import (
+from temporal_journeys.journeys.validation import (
     SpecInvalid,
     json_schema,
     json_schema_text,
@@ -17,7 +17,7 @@ from journeys.validation import (
     parse_journey,
     write_json_schema,
 )
-from tests.spec.test_validation import CART, CART_YAML, EVERYTHING
+from tests.support.spec_documents import CART, CART_YAML, EVERYTHING
 
 jsonschema = pytest.importorskip("jsonschema")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from journeys.spec import Split
-from journeys.split import Assignment, choose_variant, uniform
+from temporal_journeys.journeys.spec import Split
+from temporal_journeys.journeys.split import Assignment, choose_variant, uniform
 
 SPLIT = Split.model_validate(
     {

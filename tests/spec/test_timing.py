@@ -7,7 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from journeys.timing import local_instant, next_date_occurrence, next_local_time, quiet_until
+from temporal_journeys.journeys.timing import (
+    local_instant,
+    next_date_occurrence,
+    next_local_time,
+    quiet_until,
+)
 
 
 def utc(*parts: int) -> datetime:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from journeys.spec import ReEntryAfter
-from store import enrollments
-from store.db import Database
-from store.models import Enrollment
+from temporal_journeys.journeys.spec import ReEntryAfter
+from temporal_journeys.store import enrollments
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Enrollment
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

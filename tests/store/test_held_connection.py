@@ -6,7 +6,7 @@ import asyncio
 
 from sqlalchemy import select
 
-from store.db import POOL_OVERFLOW, POOL_SIZE, Database
+from temporal_journeys.store.db import POOL_OVERFLOW, POOL_SIZE, Database
 
 
 async def test_waiting_for_a_free_connection_leaves_the_event_loop_running(postgres_url: str):

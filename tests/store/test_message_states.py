@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import ImmutableMultiDict
 
-from api.services import deliveries
-from store.db import Database
-from store.messages import RANK
-from store.models import Message
-from tests.engine import harness as h
+from temporal_journeys.activities.providers import sendgrid_email, twilio_sms
+from temporal_journeys.api.services import deliveries
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.messages import RANK
+from temporal_journeys.store.models import Message
+from tests.support import harness as h
 from tests.support import signed_webhooks as sw
 
 # (SendGrid event, extra fields, the status it means)
@@ -73,7 +74,7 @@ def test_sendgrid_deliveries_leave_the_furthest_state(db: Database, data: st.Dat
 
     for request in deliveries_of(data, len(events)):
         now = datetime.now(UTC)
-        parsed = deliveries.parse_sendgrid(sw.sendgrid_body([events[i] for i in request]), now)
+        parsed = sendgrid_email.parse_events(sw.sendgrid_body([events[i] for i in request]), now)
         with db.transaction() as session:
             deliveries.apply_sendgrid(session, parsed, now)
 
@@ -98,7 +99,7 @@ def test_twilio_status_callbacks_leave_the_furthest_state(db: Database, data: st
             params = ImmutableMultiDict(
                 {"MessageSid": message.provider_message_id, "MessageStatus": chosen[index]}
             )
-            update = deliveries.parse_twilio_status(params, message.id)
+            update = twilio_sms.parse_status(params, message.id)
             with db.transaction() as session:
                 deliveries.apply_twilio_status(session, update, datetime.now(UTC))
 

@@ -18,9 +18,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from store.db import make_engine
-from store.migrate import config, downgrade, migrations_dir, upgrade
-from store.models import Base
+from temporal_journeys.store.db import make_engine
+from temporal_journeys.store.migrate import config, downgrade, migrations_dir, upgrade
+from temporal_journeys.store.models import Base
 from tests.support.postgres import fresh_database
 
 MODEL_TABLES = set(Base.metadata.tables)
@@ -130,7 +130,11 @@ def test_python_m_store_migrate_upgrades_the_configured_database(tmp_path: Path)
     url = f"sqlite:///{tmp_path / 'configured.db'}"
     environ = {**os.environ, "JOURNEYS_DATABASE_URL": url}
     subprocess.run(
-        [sys.executable, "-m", "store.migrate"], cwd=tmp_path, env=environ, check=True, timeout=120
+        [sys.executable, "-m", "temporal_journeys.store.migrate"],
+        cwd=tmp_path,
+        env=environ,
+        check=True,
+        timeout=120,
     )
 
     assert set(_schema(url)) == MODEL_TABLES

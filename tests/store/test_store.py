@@ -6,12 +6,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from journeys.records import TraceEntry
-from journeys.spec import ReEntry, ReEntryAfter, Update
-from journeys.validation import parse_journey
-from store import contacts, enrollments, events, journeys
-from store.db import Database
-from store.models import Enrollment, StepEvent
+from temporal_journeys.journeys.records import TraceEntry
+from temporal_journeys.journeys.spec import ReEntry, ReEntryAfter, Update
+from temporal_journeys.journeys.validation import parse_journey
+from temporal_journeys.store import contacts, enrollments, events, journeys, keys
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Enrollment, StepEvent
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 SPEC = {
@@ -212,3 +212,18 @@ def test_a_run_writing_progress_while_the_relay_writes_its_row_waits_for_it(post
             session.delete(row)
     finally:
         database.dispose()
+
+
+def test_a_revoked_key_is_refused_and_revoking_it_again_finds_nothing(db: Database):
+    with db.transaction() as session:
+        shop, also_shop = (
+            keys.create(session, "shop", "track"),
+            keys.create(session, "shop", "track"),
+        )
+        ops = keys.create(session, "ops", "admin")
+    with db.transaction() as session:
+        assert keys.revoke(session, key=ops) == ["ops"]
+        assert keys.revoke(session, key=ops) == []
+        assert keys.revoke(session, name="shop") == ["shop", "shop"]
+    with db.transaction() as session:
+        assert [keys.scope_of(session, k) for k in (shop, also_shop, ops)] == [None, None, None]

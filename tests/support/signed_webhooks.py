@@ -22,11 +22,11 @@ from sqlalchemy import select
 from temporalio.client import Client, WorkflowHandle
 from twilio.request_validator import RequestValidator
 
-from store import contacts as contacts_store
-from store import messages as messages_store
-from store.db import Database
-from store.models import Event, Message
-from tests.engine import harness as h
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store import messages as messages_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import Event, Message
+from tests.support import harness as h
 
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"

@@ -28,10 +28,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from journeys.devserver import start_dev_server, stop, wait_for_port
-from store import keys
-from store.db import Database
-from store.migrate import upgrade
+from temporal_journeys.cli.devserver import start_dev_server, stop, wait_for_port
+from temporal_journeys.store import keys
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.migrate import upgrade
 from tests.support import signed_webhooks as sw
 from tests.support.fake_providers import FakeProviders, Faults, Recorded
 from tests.support.postgres import fresh_database
@@ -53,7 +53,7 @@ def _command(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "journeys"
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-m", "journeys.cli", *args]
+    return [sys.executable, "-m", "temporal_journeys.cli", *args]
 
 
 def _env(values: Mapping[str, str]) -> dict[str, str]:

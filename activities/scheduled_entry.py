@@ -1,0 +1,149 @@
+"""The activity behind each fire of a journey's schedule (``trigger: {schedule, segment}``):
+page the segment's members and enter each one once for this fire.
+
+Members are read a page at a time by contact id (``store/segments.members``), so a fire over a
+large segment holds no list of it and commits as it goes; each member's entry goes through
+``start_once`` (shared with date-based entry), keyed by the fire, under that run's lock, with
+the journey's ``re_entry`` rule asked over the contact's earlier runs of the journey.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from sqlalchemy import Connection
+from temporalio import activity
+from temporalio.client import Client
+
+from temporal_journeys.activities.date_entry import Entered, start_once
+from temporal_journeys.journeys.records import JourneyEvent
+from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.journeys.spec import Journey, ScheduleTrigger
+from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store import date_entry as date_store
+from temporal_journeys.store import enrollments as enrollments_store
+from temporal_journeys.store import journeys as journeys_store
+from temporal_journeys.store import segments as segments_store
+from temporal_journeys.store.db import Database
+from temporal_journeys.workflows.scheduled_entry import (
+    ADMIT_SCHEDULED_ENTRIES,
+    SCHEDULE_EVENT,
+    AdmitScheduledInput,
+    AdmitScheduledResult,
+    fire_key,
+)
+from temporal_journeys.workflows.starter import CannotEnroll, run_names
+
+PAGE = 200
+"""Members read per page; each entry commits on its own."""
+
+
+def entry_event(
+    journey: Journey, trigger: ScheduleTrigger, contact_id: str, fire: str
+) -> JourneyEvent:
+    """The run's trigger: its id is the same for every attempt of this fire, so a start that
+    reaches the running run is dropped there as a duplicate."""
+    return JourneyEvent(
+        id=f"schedule:{journey.key}:{fire}:{contact_id}",
+        name=SCHEDULE_EVENT,
+        properties={"segment": trigger.segment, "fire": fire},
+        timestamp=datetime.fromisoformat(fire),
+    )
+
+
+class ScheduledEntryActivities:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    @activity.defn(name=ADMIT_SCHEDULED_ENTRIES)
+    async def admit_scheduled_entries(self, request: AdmitScheduledInput) -> AdmitScheduledResult:
+        live = await asyncio.to_thread(self._live, request.journey_key)
+        if live is None:
+            return AdmitScheduledResult(reason=f"journey {request.journey_key} is not live")
+        version, journey = live
+        trigger = journey.trigger
+        if not isinstance(trigger, ScheduleTrigger):
+            return AdmitScheduledResult(
+                reason=f"journey {journey.key} v{version} does not enter by a schedule"
+            )
+        fire = fire_key(request.fire)
+        result = AdmitScheduledResult()
+        client = activity.client()
+        # A retried attempt goes on after the last member the previous one got to (the
+        # earlier ones would be found entered anyway; this only saves the lookups).
+        details = activity.info().heartbeat_details
+        after: str | None = str(details[0]) if details else None
+        while True:
+            page = await asyncio.to_thread(self._members, trigger.segment, after)
+            if not page:
+                return result
+            await self._enter(client, journey, version, trigger, fire, page, result)
+            after = page[-1]
+            activity.heartbeat(after)
+
+    def _live(self, key: str) -> tuple[int, Journey] | None:
+        with self._db.transaction() as session:
+            return journeys_store.live_version(session, key)
+
+    def _members(self, segment: str, after: str | None) -> list[str]:
+        with self._db.transaction() as session:
+            return [c for c, _ in segments_store.members(session, segment, after=after, limit=PAGE)]
+
+    def _existing(self, workflow_ids: list[str]) -> set[str]:
+        with self._db.connection() as connection:
+            return date_store.existing_runs(connection, workflow_ids)
+
+    async def _enter(
+        self,
+        client: Client,
+        journey: Journey,
+        version: int,
+        trigger: ScheduleTrigger,
+        fire: str,
+        page: list[str],
+        result: AdmitScheduledResult,
+    ) -> None:
+        names = run_names(client)
+        ids = {names.workflow_id(journey.key, contact_id, fire): contact_id for contact_id in page}
+        result.members += len(ids)
+        # One query finds the members this fire entered already (a retry's common case).
+        existing = await asyncio.to_thread(self._existing, list(ids))
+        for workflow_id, contact_id in ids.items():
+            if workflow_id in existing:
+                result.already += 1
+                continue
+
+            def refusal(
+                connection: Connection, now: datetime, contact_id: str = contact_id
+            ) -> str | None:
+                return enrollments_store.journey_re_entry_refusal(
+                    connection, journey.key, contact_id, journey.re_entry, now
+                )
+
+            try:
+                entered = await start_once(
+                    self._db,
+                    client,
+                    self._settings,
+                    journey=journey,
+                    version=version,
+                    contact_id=contact_id,
+                    workflow_id=workflow_id,
+                    event=entry_event(journey, trigger, contact_id, fire),
+                    correlation=fire,
+                    contact=lambda connection, c=contact_id: contacts_store.load_snapshot(
+                        connection, c
+                    ),
+                    refusal=refusal,
+                )
+            except CannotEnroll as exc:
+                result.refused.append(f"{contact_id}: {exc}")
+                continue
+            if entered is Entered.ENTERED:
+                result.entered += 1
+            elif entered is Entered.ALREADY:
+                result.already += 1
+            else:
+                result.skipped += 1

@@ -1,0 +1,1 @@
+"""The operator page: server-rendered HTML under ``/ui`` (docs/ui.md)."""
