@@ -8,8 +8,9 @@ outcome and sends nobody twice. Sends run ``concurrency`` at a time; each provid
 still bound its calls. The batch records every recipient's outcome in the snapshot once they
 are all known; a retry before that recomputes them from the message rows, which changes nothing.
 
-A journey broadcast starts each recipient's run (signal-with-start, idempotent while the run is
-alive; a run that already ended applies the journey's re-entry rule itself).
+A journey broadcast admits each page's recipients as one batch (``start_entries``: the
+re-entry rule checked for all of them, the runs started by signal-with-start, idempotent while
+a run is alive, and their enrollments recorded in one INSERT).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from temporal_journeys.activities.batch_admission import Entry, in_held_transaction, start_entries
 from temporal_journeys.activities.broadcast_sends import BroadcastSends
 from temporal_journeys.activities.sends import SendActivities
 from temporal_journeys.journeys.spec import Journey
 from temporal_journeys.store import broadcasts as broadcasts_store
+from temporal_journeys.store import contacts as contacts_store
 from temporal_journeys.store import journeys as journeys_store
 from temporal_journeys.store.broadcasts import Outcome, Recipient
 from temporal_journeys.store.db import Database
@@ -40,7 +43,7 @@ from temporal_journeys.workflows.broadcast import (
     SnapshotInput,
     StatusInput,
 )
-from temporal_journeys.workflows.starter import CannotEnroll, start_run
+from temporal_journeys.workflows.starter import CannotEnroll
 
 _QUOTED = re.compile(r" ?'[^']*'")
 NO_ROW_ATTEMPTS = 8
@@ -168,29 +171,37 @@ class BroadcastActivities:
             reason = f"journey {plan.journey} is not published and active"
             return [Outcome(r.contact_id, "failed", reason, None) for r in page]
         version, journey = live
-        gate = asyncio.Semaphore(plan.concurrency)
-
-        async def one(recipient: Recipient) -> Outcome:
-            if recipient.status == "entered":  # an earlier attempt's, recorded
-                return Outcome(recipient.contact_id, "entered", None, recipient.message_id)
-            async with gate:
-                return await self._enter(journey, version, recipient.contact_id)
-
-        return list(await asyncio.gather(*(one(r) for r in page)))
-
-    async def _enter(self, journey: Journey, version: int, contact_id: str) -> Outcome:
-        try:
-            handle = await start_run(
-                activity.client(),
-                journey=journey,
-                version=version,
-                contact_id=contact_id,
-                task_queue=self._task_queue,
-            )
-        except CannotEnroll as exc:
-            return Outcome(contact_id, "failed", str(exc), None)
-        # The run's workflow id stands where a message id would.
-        return Outcome(contact_id, "entered", None, handle.id[:64])
+        # An earlier attempt's entries are recorded; the others are admitted as one batch
+        # (``start_entries``: one transaction, the runs started ``concurrency`` at a time,
+        # their rows in one INSERT), so no run redoes its admission itself.
+        outcomes = {
+            r.contact_id: Outcome(r.contact_id, "entered", None, r.message_id)
+            for r in page
+            if r.status == "entered"
+        }
+        todo = [r.contact_id for r in page if r.status != "entered"]
+        if todo:
+            async with self._db.held_connection() as connection:
+                contacts = await in_held_transaction(
+                    connection, contacts_store.load_snapshots, todo
+                )
+                started = await start_entries(
+                    activity.client(),
+                    connection,
+                    journey=journey,
+                    version=version,
+                    entries=[Entry(contacts[c]) for c in todo],
+                    task_queue=self._task_queue,
+                    in_flight=plan.concurrency,
+                )
+            for contact_id, outcome in zip(todo, started, strict=True):
+                if isinstance(outcome, CannotEnroll):
+                    outcomes[contact_id] = Outcome(contact_id, "failed", str(outcome), None)
+                elif isinstance(outcome, Exception):
+                    raise outcome
+                else:  # the run's workflow id stands where a message id would
+                    outcomes[contact_id] = Outcome(contact_id, "entered", None, outcome.id[:64])
+        return [outcomes[r.contact_id] for r in page]
 
     def _live(self, key: str) -> tuple[int, Journey] | None:
         with self._db.transaction() as session:

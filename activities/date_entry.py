@@ -10,12 +10,9 @@ batch, the runs started concurrently, the enrollments recorded in one INSERT).
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
 
 from sqlalchemy import Connection
 from temporalio import activity
@@ -37,8 +34,7 @@ from temporal_journeys.workflows.date_entry import (
     AdmitDatesInput,
     AdmitDatesResult,
 )
-from temporal_journeys.workflows.starter import CannotEnroll, run_names, start_run
-from temporal_journeys.workflows.types import Admission
+from temporal_journeys.workflows.starter import CannotEnroll, run_names
 
 log = logging.getLogger("journeys.date_entry")
 BATCH = 50
@@ -144,7 +140,7 @@ class DateEntryActivities:
     ) -> None:
         """The batch in one transaction that holds its runs' locks: a concurrent fire for the
         same occurrences waits for it, then finds their rows and starts nothing. Entries are
-        admitted as ``start_once`` would, for the whole batch at once (``start_entries``)."""
+        admitted for the whole batch at once (``start_entries``)."""
         names = run_names(client)
         ids = {
             names.workflow_id(journey.key, d.contact.id, d.occurrence.isoformat()): d for d in batch
@@ -155,7 +151,7 @@ class DateEntryActivities:
         if not due:
             return
         async with self._db.held_connection() as connection:
-            fresh = await in_held_transaction(connection, _lock_fresh, list(due))
+            fresh = await in_held_transaction(connection, lock_fresh, list(due))
             result.already += len(due) - len(fresh)
             todo = [d for w, d in due.items() if w in fresh]
             outcomes = await start_entries(
@@ -180,81 +176,8 @@ class DateEntryActivities:
             return date_store.existing_runs(connection, workflow_ids)
 
 
-def _lock_fresh(connection: Connection, workflow_ids: list[str]) -> set[str]:
-    """Those of ``workflow_ids`` no entry was recorded under, once their locks are held."""
+def lock_fresh(connection: Connection, workflow_ids: list[str]) -> set[str]:
+    """Those of ``workflow_ids`` no entry was recorded under, once their locks are held (they
+    are until the transaction ends). Shared with scheduled entry."""
     enrollments_store.lock_all(connection, workflow_ids)
     return set(workflow_ids) - date_store.existing_runs(connection, workflow_ids)
-
-
-class Entered(enum.Enum):
-    ENTERED = "entered"
-    ALREADY = "already"
-    """A run for this occurrence (or fire) exists: another fire, or an earlier attempt."""
-    REFUSED = "refused"
-    """The ``refusal`` check said no (a re-entry rule across occurrences)."""
-
-
-async def start_once(
-    db: Database,
-    client: Client,
-    settings: Settings,
-    *,
-    journey: Journey,
-    version: int,
-    contact_id: str,
-    workflow_id: str,
-    event: JourneyEvent,
-    correlation: str,
-    contact: Callable[[Connection], ContactSnapshot],
-    refusal: Callable[[Connection, datetime], str | None] | None = None,
-) -> Entered:
-    """The relay's admission (``api/services/admission.py``) for one entry keyed by its
-    occurrence or fire (``workflow_id``), in a transaction of its own that holds that run's
-    lock: a concurrent fire for the same occurrence waits for it, then finds its row and starts
-    nothing. The entry is admitted here when the database can vouch for it, and its row
-    recorded before the commit. ``refusal``, asked under the lock, may turn the contact away
-    first. Statements run in threads: one may wait for another fire's transaction, which this
-    event loop must stay free to commit. Shared by date-based and scheduled entry."""
-    async with db.held_connection() as connection:
-        now = datetime.now(UTC)
-
-        def admit() -> Entered | ContactSnapshot | None:
-            date_store.lock_occurrence(connection, workflow_id)
-            if date_store.existing_runs(connection, [workflow_id]):
-                return Entered.ALREADY
-            if refusal is not None and refusal(connection, now) is not None:
-                return Entered.REFUSED
-            if enrollments_store.admissible(connection, workflow_id, journey.re_entry, now):
-                return contact(connection)
-            return None
-
-        admitted = await asyncio.to_thread(admit)
-        if isinstance(admitted, Entered):
-            return admitted
-        options: dict[str, Any] = {
-            "admission": Admission(contact=admitted) if admitted is not None else None,
-            "buffer_size": settings.event_buffer_size,
-        }
-        handle = await start_run(
-            client,
-            journey=journey,
-            version=version,
-            contact_id=contact_id,
-            task_queue=settings.task_queue,
-            event=event,
-            **options,
-        )
-        assert handle.result_run_id is not None
-        await asyncio.to_thread(
-            enrollments_store.record_start,
-            connection,
-            enrollment_id=handle.result_run_id,
-            workflow_id=handle.id,
-            journey_key=journey.key,
-            version=version,
-            contact_id=contact_id,
-            correlation=correlation,
-            step=journey.steps[0].id,
-            at=now,
-        )
-        return Entered.ENTERED

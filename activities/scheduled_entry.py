@@ -2,22 +2,26 @@
 page the segment's members and enter each one once for this fire.
 
 Members are read a page at a time by contact id (``store/segments.members``), so a fire over a
-large segment holds no list of it and commits as it goes; each member's entry goes through
-``start_once`` (shared with date-based entry), keyed by the fire, under that run's lock, with
-the journey's ``re_entry`` rule asked over the contact's earlier runs of the journey.
+large segment holds no list of it and commits as it goes. Each page is admitted as a batch, as
+date-based entry admits its due contacts: one transaction holds the page's run locks (keyed by
+the fire), finds the runs this fire began already, asks the journey's ``re_entry`` rule over
+every member's earlier runs of the journey in one statement, and hands the rest to
+``start_entries`` (``activities/batch_admission.py``: admitted, started concurrently, recorded
+in one INSERT).
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 from temporalio import activity
 from temporalio.client import Client
 
-from temporal_journeys.activities.date_entry import Entered, start_once
-from temporal_journeys.journeys.records import JourneyEvent
+from temporal_journeys.activities.batch_admission import Entry, in_held_transaction, start_entries
+from temporal_journeys.activities.date_entry import lock_fresh
+from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
 from temporal_journeys.journeys.settings import Settings
 from temporal_journeys.journeys.spec import Journey, ScheduleTrigger
 from temporal_journeys.store import contacts as contacts_store
@@ -36,7 +40,7 @@ from temporal_journeys.workflows.scheduled_entry import (
 from temporal_journeys.workflows.starter import CannotEnroll, run_names
 
 PAGE = 200
-"""Members read per page; each entry commits on its own."""
+"""Members read, and admitted in one transaction, per page."""
 
 
 def entry_event(
@@ -110,40 +114,47 @@ class ScheduledEntryActivities:
         result.members += len(ids)
         # One query finds the members this fire entered already (a retry's common case).
         existing = await asyncio.to_thread(self._existing, list(ids))
-        for workflow_id, contact_id in ids.items():
-            if workflow_id in existing:
-                result.already += 1
-                continue
-
-            def refusal(
-                connection: Connection, now: datetime, contact_id: str = contact_id
-            ) -> str | None:
-                return enrollments_store.journey_re_entry_refusal(
-                    connection, journey.key, contact_id, journey.re_entry, now
-                )
-
-            try:
-                entered = await start_once(
-                    self._db,
-                    client,
-                    self._settings,
-                    journey=journey,
-                    version=version,
-                    contact_id=contact_id,
-                    workflow_id=workflow_id,
-                    event=entry_event(journey, trigger, contact_id, fire),
-                    correlation=fire,
-                    contact=lambda connection, c=contact_id: contacts_store.load_snapshot(
-                        connection, c
-                    ),
-                    refusal=refusal,
-                )
-            except CannotEnroll as exc:
-                result.refused.append(f"{contact_id}: {exc}")
-                continue
-            if entered is Entered.ENTERED:
-                result.entered += 1
-            elif entered is Entered.ALREADY:
-                result.already += 1
+        result.already += len(existing & ids.keys())
+        due = [w for w in ids if w not in existing]
+        if not due:
+            return
+        async with self._db.held_connection() as connection:
+            now = datetime.now(UTC)
+            # Under the page's run locks: a concurrent attempt of this fire waits, then finds
+            # these runs and starts nothing.
+            fresh = await in_held_transaction(connection, lock_fresh, due)
+            result.already += len(due) - len(fresh)
+            members = [ids[w] for w in due if w in fresh]
+            refusals, contacts = await in_held_transaction(
+                connection, _refusals_and_contacts, journey, members, now
+            )
+            result.skipped += len(refusals)
+            todo = [contacts[c] for c in members if c not in refusals]
+            outcomes = await start_entries(
+                client,
+                connection,
+                journey=journey,
+                version=version,
+                entries=[Entry(c, entry_event(journey, trigger, c.id, fire)) for c in todo],
+                task_queue=self._settings.task_queue,
+                buffer_size=self._settings.event_buffer_size,
+            )
+        for contact, outcome in zip(todo, outcomes, strict=True):
+            if isinstance(outcome, CannotEnroll):
+                result.refused.append(f"{contact.id}: {outcome}")
+            elif isinstance(outcome, Exception):
+                raise outcome
             else:
-                result.skipped += 1
+                result.entered += 1
+
+
+def _refusals_and_contacts(
+    connection: Connection, journey: Journey, members: list[str], now: datetime
+) -> tuple[dict[str, str], dict[str, ContactSnapshot]]:
+    """The members the journey's re-entry rule turns away (over all their runs of it), and
+    the snapshots of the others, read in the page's transaction."""
+    refusals = enrollments_store.journey_re_entry_refusals(
+        connection, journey.key, members, journey.re_entry, now
+    )
+    entering = [c for c in members if c not in refusals]
+    return refusals, contacts_store.load_snapshots(connection, entering)

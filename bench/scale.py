@@ -11,6 +11,14 @@ file; then ``purchase`` for every tenth contact through ``/v1/batch`` and the ti
 runs are converted. The reference, on the same server afterwards: a hand-written workflow that
 waits 30 days or until a signal, for a tenth as many contacts, started and then signalled by a
 client directly.
+
+Then (unless ``--no-history``) the database's size after a 30-day simulated history
+(``bench.history_footprint``) on a fresh database of its own: per contact, per event and per
+table. It runs for ``--history-contacts`` (10,000; 500 with ``--quick``), not for the
+enrolment count: the history is 90 events and about four emails per contact, so 100,000
+contacts would be 9 million events and an hour or more here, while the per-contact and
+per-event sizes it reports hardly change with the count past a few thousand. It runs after the
+stack above is stopped, so it competes with no worker or dev server.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench import fixtures, stack
+from bench import fixtures, history_footprint, stack
 from bench.throughput import Progress
 from temporal_journeys.store.db import Database
 
@@ -132,6 +140,15 @@ async def main() -> None:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="2,000 contacts")
     parser.add_argument("--sqlite-pragma", action="append", help="as in bench.throughput")
+    parser.add_argument(
+        "--history-contacts",
+        type=int,
+        default=None,
+        help="contacts of the 30-day simulated history (default 10,000; 500 with --quick)",
+    )
+    parser.add_argument(
+        "--no-history", action="store_true", help="skip the 30-day simulated history"
+    )
     args = parser.parse_args()
     n = 2000 if args.quick else args.contacts
     ids = [f"scale-{i}" for i in range(n)]
@@ -192,6 +209,21 @@ async def main() -> None:
         f"ratio {n / accepted / starts:.2f}), {conversions:.0f} conversions/s (ratio "
         f"{rate / conversions:.2f})"
     )
+    if not args.no_history:
+        await history(args.history_contacts or (500 if args.quick else 10_000))
+
+
+async def history(contacts: int, days: int = 30) -> None:
+    """The database's size after a simulated history, on a fresh database of its own."""
+    print(
+        f"30-day history (bench.history_footprint --contacts {contacts} --days {days}): "
+        f"{contacts:,} contacts, {history_footprint.TRACKS_PER_DAY} tracks each a day, an email "
+        f"each every {history_footprint.EMAIL_EVERY_DAYS} days",
+        flush=True,
+    )
+    with stack.database() as url:
+        report = await history_footprint.simulate(url, contacts, days)
+    print(history_footprint.render(report), flush=True)
 
 
 if __name__ == "__main__":

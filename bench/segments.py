@@ -14,6 +14,9 @@
    Goal: 0.9 or more.
 
 `--quick` is 5,000 contacts, 50,000 events and 4 rounds of 2,000 calls: a check that it runs.
+`--statements` adds, after the rounds, one round of each mode run in this process through the
+ingest service (no HTTP, one batch at a time) with the time of each kind of statement per batch
+of 100 calls: where the segments' share goes.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import delete, text
+from sqlalchemy import delete, event, text
 
 from bench import stack
+from temporal_journeys.api.schemas import BatchBody
+from temporal_journeys.api.services.ingest import ingest
 from temporal_journeys.journeys.segments import Segment
 from temporal_journeys.store import keys
 from temporal_journeys.store import segments as segments_store
@@ -224,6 +229,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="Ingest rounds (even: alternating).")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument(
+        "--statements", action="store_true", help="Time each kind of statement per batch."
+    )
+    parser.add_argument(
         "--server", default=os.environ.get("JOURNEYS_TEST_POSTGRES_URL", DEFAULT_URL)
     )
     args = parser.parse_args()
@@ -249,6 +257,9 @@ def main() -> None:
         with db.transaction() as session:
             key = keys.create(session, "bench", "track")
         rates = ingest_rounds(url, key, db, args)
+        if args.statements:
+            for mode in ("none", "ten"):
+                statement_times(db, mode, args)
         db.dispose()
     none, ten = rates["none"], rates["ten"]
     print(f"ingest, no segment: {none:,.0f} calls/s; 10 segments: {ten:,.0f} calls/s")
@@ -271,6 +282,41 @@ def ingest_rounds(url: str, key: str, db: Database, args: argparse.Namespace) ->
             calls[mode] += args.calls
             print(f"  round {round_ + 1} ({mode}): {args.calls / took:,.0f} calls/s")
     return {mode: calls[mode] / seconds[mode] for mode in seconds}
+
+
+def statement_times(db: Database, mode: str, args: argparse.Namespace) -> None:
+    """One round of ``mode`` through the ingest service in this process, a batch at a time,
+    with the time the driver spent on each kind of statement (its first 60 characters)."""
+    spent: dict[str, list[float]] = {}
+    began: list[float] = []
+
+    def before(*_: Any) -> None:
+        began.append(time.perf_counter())
+
+    def after(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        kind = " ".join(statement.split())[:60]
+        spent.setdefault(kind, []).append(time.perf_counter() - began.pop())
+
+    define(db, [] if mode == "none" else TEN)
+    # Traffic of its own: identifies replayed would change no trait, and write nothing.
+    work = traffic(args.calls, args.contacts, seed=100 if mode == "none" else 101)
+    event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.engine, "after_cursor_execute", after)
+    started = time.perf_counter()
+    try:
+        for batch in work:
+            calls = BatchBody.model_validate({"batch": batch}).batch
+            with db.transaction() as session:
+                ingest(session, list(calls), ("batch",))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+        event.remove(db.engine, "after_cursor_execute", after)
+    per_batch = 1000 * (time.perf_counter() - started) / len(work)
+    in_sql = 1000 * sum(sum(times) for times in spent.values()) / len(work)
+    print(f"  {mode}, in process: {per_batch:.1f} ms per batch of 100 calls, {in_sql:.1f} in SQL")
+    for kind, times in sorted(spent.items(), key=lambda item: -sum(item[1]))[:8]:
+        share = 1000 * sum(times) / len(work)
+        print(f"    {share:5.2f} ms  x{len(times) / len(work):.2f}  {kind}")
 
 
 if __name__ == "__main__":

@@ -154,19 +154,24 @@ def lock_or_create(session: Session, contact_id: str) -> Contact:
     return session.scalars(locked).one()
 
 
-def lock_all(session: Session, contact_ids: set[str]) -> dict[str, Contact]:
+def lock_all(
+    session: Session, contact_ids: set[str], *, created: bool = False
+) -> dict[str, Contact]:
     """Several contacts locked for this transaction (created if new) in two statements instead
     of two per contact: the missing rows inserted (giving way to concurrent creators), then all
     of them locked in id order, as ``lock_or_create`` one by one in that order would. Two
-    ingests naming the same contacts queue instead of deadlocking."""
+    ingests naming the same contacts queue instead of deadlocking. ``created``: this
+    transaction already made sure every row exists (``segments.hold_contacts``), so only the
+    second statement runs."""
     ids = sorted(contact_ids)
     if not ids:
         return {}
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(
-        dialect.insert(Contact.__table__).on_conflict_do_nothing(),
-        [{"id": i, "traits": {}, "tags": [], "scores": {}, "unsubscribed": []} for i in ids],
-    )
+    if not created:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(
+            dialect.insert(Contact.__table__).on_conflict_do_nothing(),
+            [{"id": i, "traits": {}, "tags": [], "scores": {}, "unsubscribed": []} for i in ids],
+        )
     locked = (
         select(Contact)
         .where(Contact.id.in_(ids))

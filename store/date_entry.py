@@ -75,15 +75,6 @@ def existing_runs(connection: Connection, workflow_ids: Sequence[str]) -> set[st
     return found
 
 
-def lock_occurrence(connection: Connection, workflow_id: str) -> None:
-    """Wait for, then hold until the transaction ends, the lock of one occurrence's run, so two
-    fires of one window enter it once. Postgres: a transaction-scoped advisory lock on the
-    workflow id (the one ``enrollments.admissible`` tries, which then succeeds at once);
-    SQLite: nothing, its writers take the database's one write lock when they begin."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(workflow_id))))
-
-
 def scheduled_journeys(session: Session) -> list[tuple[str, str, Journey]]:
     """(key, status, latest version) of every journey whose latest version enters by a date
     attribute or a schedule: those that have, or should have, a Temporal Schedule."""

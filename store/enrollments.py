@@ -193,25 +193,42 @@ def re_entry_refusal(
     return _refusal(rule, started, now)
 
 
-def journey_re_entry_refusal(
-    connection: Connection, journey_key: str, contact_id: str, rule: ReEntry, now: datetime
-) -> str | None:
-    """Why the contact may not enter the journey again, over all its runs of it whatever
-    their workflow id: for entries keyed per fire (scheduled entry), whose own workflow id
-    is always new. A run still going refuses too, as it would absorb any other trigger."""
+def journey_re_entry_refusals(
+    connection: Connection,
+    journey_key: str,
+    contact_ids: Sequence[str],
+    rule: ReEntry,
+    now: datetime,
+) -> dict[str, str]:
+    """Why each of these contacts may not enter the journey again (those that may are not in
+    the answer), over all its runs of it whatever their workflow id: for entries keyed per
+    fire (scheduled entry), whose own workflow id is always new. A run still going refuses
+    too, as it would absorb any other trigger. One statement: each contact's latest entry."""
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return {}
     table = Enrollment.__table__
-    latest = connection.execute(
-        select(table.c.status, table.c.started_at)
-        .where(table.c.journey_key == journey_key, table.c.contact_id == contact_id)
+    latest = (
+        select(table.c.contact_id, table.c.status, table.c.started_at)
+        .where(table.c.journey_key == journey_key, table.c.contact_id.in_(ids))
         .where(table.c.status != "skipped")
-        .order_by(table.c.started_at.desc())
-        .limit(1)
-    ).first()
-    if latest is None:
-        return None
-    if latest.status == "running":
-        return "still in the journey from an earlier entry"
-    return _refusal(rule, latest.started_at, now)
+        .order_by(table.c.contact_id, table.c.started_at.desc())
+    )
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(latest.ext(postgresql.distinct_on(table.c.contact_id)))
+    else:  # no DISTINCT ON: the first row of each contact, in the same order
+        rows = connection.execute(latest)
+    refusals: dict[str, str] = {}
+    seen: set[str] = set()
+    for row in rows:
+        if row.contact_id in seen:
+            continue
+        seen.add(row.contact_id)
+        if row.status == "running":
+            refusals[row.contact_id] = "still in the journey from an earlier entry"
+        elif (reason := _refusal(rule, row.started_at, now)) is not None:
+            refusals[row.contact_id] = reason
+    return refusals
 
 
 # Built once, as every start runs them: building a statement costs more than running it.
@@ -264,7 +281,8 @@ _WAIT_FOR_LOCKS = text(
 
 def lock_all(connection: Connection, workflow_ids: Sequence[str]) -> None:
     """Wait for, then hold until the transaction ends, the advisory locks of several runs'
-    workflow ids (``date_entry.lock_occurrence`` for a batch, in one statement). Taken in id
+    workflow ids (the lock ``admissible`` tries, which then succeeds at once), in one
+    statement: two fires of one window or schedule enter each run once. Taken in id
     order, so two batches sharing ids queue instead of deadlocking. SQLite: nothing, its
     writers take the database's one write lock when they begin."""
     if connection.dialect.name == "postgresql" and workflow_ids:

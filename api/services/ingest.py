@@ -92,10 +92,9 @@ def ingest(
     segmented = segments_store.hold_contacts(session, profile=profile, events=named)
     # Identify locks its contact; taking the locks in one order lets two batches naming the
     # same contacts in different orders queue instead of deadlocking.
-    # All of them in two statements, not two per contact (docs/benchmarks.md).
-    locked = contacts_store.lock_all(
-        session, {c.contact_id for c in calls if isinstance(c, IdentifyCall)}
-    )
+    # All of them in two statements, not two per contact (docs/benchmarks.md); in one when
+    # ``hold_contacts`` created them (it does whenever segments exist).
+    locked = contacts_store.lock_all(session, set(profile), created=bool(segmented))
     for index, call in enumerate(calls):
         if isinstance(call, TrackCall):
             rows.append(_row(call, call.event, call.properties, now))

@@ -10,6 +10,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -208,9 +209,20 @@ async def test_a_fire_pages_through_the_members_and_enters_each_once(
     key = h.unique("newsletter")
     await dates.publish(key, newsletter(key, segment, MONDAYS))
 
+    # Each page is admitted as one batch (one transaction, its runs started together).
+    batches: list[int] = []
+    admit = scheduled_entry.start_entries
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        batches.append(len(kwargs["entries"]))
+        return await admit(*args, **kwargs)
+
+    monkeypatch.setattr(scheduled_entry, "start_entries", counted)
+
     at, result = await trigger(dates, key)
 
     assert (result.members, result.entered, result.already) == (5, 5, 0)
+    assert batches == [2, 2, 1]
     assert await finished(dates, key) == [(m, fire_key(at)) for m in members]
 
 
