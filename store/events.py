@@ -70,7 +70,7 @@ _ACCEPT_POSTGRES = text(
 
 def accept(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
     """Store events (skipping messageIds seen before) and queue them for routing, in the
-    caller's transaction; returns how many were new."""
+    caller's transaction, listening relays told at its commit; returns how many were new."""
     if session.get_bind().dialect.name == "postgresql":
         document = json.dumps(
             [
@@ -87,8 +87,9 @@ def accept(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
             # refuses with a DataError (422) instead of failing to encode here.
             separators=(",", ":"),
         )
-        result = session.execute(_ACCEPT_POSTGRES, {"rows": document, "now": now})
-        return len(result.all())
+        stored = len(session.execute(_ACCEPT_POSTGRES, {"rows": document, "now": now}).all())
+        outbox.notify(session, stored)  # relays in other processes wake at the commit
+        return stored
     stored = session.execute(
         sqlite.insert(Event)
         .on_conflict_do_nothing(index_elements=["message_id"])

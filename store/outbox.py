@@ -43,11 +43,22 @@ LISTEN_RETRY_SECONDS = 2.0
 
 def notify(session: Session, queued: int) -> None:
     """Tell listening relays that ``queued`` events wait, when the caller's transaction commits
-    (Postgres delivers a NOTIFY at commit, and drops it on rollback; one per transaction however
-    often it is sent). Nothing when none were queued, and nothing on SQLite, whose relay runs
-    in the API's process and is woken there."""
-    if queued and session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_notify(CHANNEL, "")))
+    (Postgres delivers a NOTIFY at commit, and drops it on rollback). Whatever queues entries
+    calls it (``events.accept``, the segments' level statements, ``unpark``); sent once per
+    transaction, as Postgres would deliver one anyway. Nothing when none were queued, and
+    nothing on SQLite, whose relay runs in the API's process and is woken there."""
+    if not queued or session.get_bind().dialect.name != "postgresql":
+        return
+    current = session.get_transaction()
+    if current is not None and session.info.get(_NOTIFIED) is current:
+        return
+    session.execute(select(func.pg_notify(CHANNEL, "")))
+    session.info[_NOTIFIED] = session.get_transaction()
+
+
+_NOTIFIED = "journeys.outbox_notified"
+"""The transaction of a session's ``info`` that notified already (a session may hold several
+transactions one after another)."""
 
 
 async def listen(db: Database, wake: Callable[[], None]) -> None:
@@ -200,7 +211,9 @@ def unpark(session: Session, entry_id: int) -> bool:
         .where(OutboxEntry.id == entry_id, OutboxEntry.parked_at.is_not(None))
         .values(parked_at=None)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    queued = result.rowcount == 1  # type: ignore[attr-defined]
+    notify(session, queued)
+    return queued
 
 
 def drop(session: Session, entry_id: int) -> bool:

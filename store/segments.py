@@ -70,6 +70,7 @@ from temporal_journeys.journeys.segments import (
     resolve,
 )
 from temporal_journeys.store import events as events_store
+from temporal_journeys.store import outbox as outbox_store
 from temporal_journeys.store.models import (
     Contact,
     Event,
@@ -1061,9 +1062,12 @@ def _apply_level_postgres(
     params.update(concerned=document, now=now, batch=uuid.uuid4().hex)
     found: dict[str, Changes] = {}
     # The driver's SQL on the session's connection (its events see it as any statement).
+    moves = 0
     for key, contact, kind in connection.exec_driver_sql(evaluation.statement, params):
         change = found.setdefault(key, Changes())
         (change.exited if kind else change.entered).append(contact)
+        moves += 1
+    outbox_store.notify(session, moves)  # each move queued its segment event
     order = {segment.key: position for position, segment in enumerate(level.segments)}
     answer = {}
     for key in sorted(found, key=order.__getitem__):

@@ -23,7 +23,6 @@ from temporal_journeys.journeys.validation import json_path
 from temporal_journeys.store import contacts as contacts_store
 from temporal_journeys.store import devices as devices_store
 from temporal_journeys.store import events as events_store
-from temporal_journeys.store import outbox as outbox_store
 from temporal_journeys.store import segments as segments_store
 from temporal_journeys.store import topics as topics_store
 
@@ -118,7 +117,6 @@ def ingest(
         return Accepted(accepted=0, duplicates=0, ignored=ignored)
 
     stored = events_store.accept(session, [row.__dict__ for row in rows], now)
-    outbox_store.notify(session, stored)  # relays in other processes wake at the commit
     # ``push.opened`` (with the message id the notification carried) moves its message on.
     for row in rows:
         if row.name in deliveries.ENGAGEMENT:

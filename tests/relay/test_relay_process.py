@@ -14,14 +14,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -29,22 +30,27 @@ from temporalio.worker import Worker
 from temporal_journeys.api.app import create_app
 from temporal_journeys.api.services.relay import OutboxRelay
 from temporal_journeys.api.temporal import TemporalConnection
+from temporal_journeys.journeys.segments import Segment
 from temporal_journeys.journeys.settings import Settings
 from temporal_journeys.plugin import JourneysPlugin
+from temporal_journeys.store import contacts as contacts_store
 from temporal_journeys.store import events as events_store
 from temporal_journeys.store import keys, outbox
+from temporal_journeys.store import segments as segments_store
 from temporal_journeys.store.contact_keys import keyring
 from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import OutboxEntry
 from temporal_journeys.workflows.codec import data_converter
 from tests.support import harness as h
 from tests.support.dev_server import DevServer
 from tests.support.outbox import assert_in_order_once, listener, pending
 
+ADULTS = {"trait": "age", "gte": 18}
 LONG_POLL = 120.0  # seconds: a relay that routes an event sooner was woken by a notification
 
 
 def _store_event(db: Database, contact: str) -> None:
-    """An event queued the way the ingest path queues it: stored, then notified, one commit."""
+    """An event queued the way the ingest path queues it: stored (and notified), one commit."""
     now = datetime.now(UTC)
     row = {
         "message_id": str(uuid.uuid4()),
@@ -54,7 +60,7 @@ def _store_event(db: Database, contact: str) -> None:
         "timestamp": now,
     }
     with db.transaction() as session:
-        outbox.notify(session, events_store.accept(session, [row], now))
+        events_store.accept(session, [row], now)
 
 
 def _advisory_locks(db: Database) -> int:
@@ -97,6 +103,57 @@ async def test_a_notification_reaches_a_listener_at_commit_not_before_and_not_on
         listening.cancel()
         with pytest.raises(asyncio.CancelledError):
             await listening
+
+
+async def test_every_way_of_queueing_an_event_tells_listening_relays(engine_db: Database):
+    """Not only the ingest: a webhook's or consent's events (``events.accept``), a segment's
+    entered / exited events written by its level statement (an update step's ``react``), and
+    an operator's unpark. Before, only the ingest route notified; the rest waited for a poll."""
+    woken = asyncio.Event()
+    listening = asyncio.create_task(outbox.listen(engine_db, woken.set))
+    contact = h.unique("queued")
+    segment = h.unique("adults")
+    now = datetime.now(UTC)
+
+    async def wakes(queue: Callable[[Session], object], what: str) -> None:
+        woken.clear()
+        with engine_db.transaction() as session:
+            queue(session)
+        try:
+            await asyncio.wait_for(woken.wait(), 5)
+        except TimeoutError:
+            pytest.fail(f"no notification for {what}")
+
+    def accept(session: Session) -> None:
+        row = {"message_id": str(uuid.uuid4()), "contact_id": contact, "name": "email.opened"}
+        assert events_store.accept(session, [{**row, "properties": {}, "timestamp": now}], now)
+
+    def move_into_segment(session: Session) -> None:
+        contacts_store.lock_all(session, {contact})[contact].traits = {"age": 40}
+        segments_store.put(session, Segment(key=segment, name=segment, condition=ADULTS))
+        moved = segments_store.react(session, profile={contact: {"age"}}, events=[], now=now)
+        assert moved.entered == [contact]
+
+    def unpark(session: Session) -> None:
+        entry = session.scalars(
+            select(OutboxEntry).where(OutboxEntry.contact_id == contact).limit(1)
+        ).one()
+        outbox.park(session, entry, "for the test")
+        session.flush()
+        assert outbox.unpark(session, entry.id)
+
+    try:
+        await asyncio.wait_for(woken.wait(), 10)  # once listening: what it missed is looked at
+        await wakes(accept, "an event accepted outside the ingest")
+        await wakes(move_into_segment, "a segment event of an update step")
+        await wakes(unpark, "an entry unparked")
+    finally:
+        listening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listening
+        with engine_db.transaction() as session:  # nothing left for the relays of later tests
+            segments_store.remove(session, segment, now)
+            session.execute(delete(OutboxEntry).where(OutboxEntry.contact_id == contact))
 
 
 def test_sqlite_sends_no_notification(sqlite_url: str):
