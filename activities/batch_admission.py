@@ -140,3 +140,20 @@ async def start_entries(
     answered = [outcome for outcome in outcomes if outcome is not None]
     assert len(answered) == len(entries)
     return answered
+
+
+def tally(
+    entries: Sequence[Entry], outcomes: Sequence[WorkflowHandle | Exception]
+) -> tuple[int, list[str]]:
+    """What ``start_entries`` answered, counted for a starter's result: how many entries began
+    (or reached) their run, and the refused ones as "contact: why". Any other error is raised:
+    the activity's retry then tries the batch again, and finds the runs already begun."""
+    entered, refused = 0, []
+    for entry, outcome in zip(entries, outcomes, strict=True):
+        if isinstance(outcome, CannotEnroll):
+            refused.append(f"{entry.contact.id}: {outcome}")
+        elif isinstance(outcome, Exception):
+            raise outcome
+        else:
+            entered += 1
+    return entered, refused

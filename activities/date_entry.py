@@ -18,7 +18,12 @@ from sqlalchemy import Connection
 from temporalio import activity
 from temporalio.client import Client
 
-from temporal_journeys.activities.batch_admission import Entry, in_held_transaction, start_entries
+from temporal_journeys.activities.batch_admission import (
+    Entry,
+    in_held_transaction,
+    start_entries,
+    tally,
+)
 from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
 from temporal_journeys.journeys.settings import Settings
 from temporal_journeys.journeys.spec import DateAttributeTrigger, Journey
@@ -34,7 +39,7 @@ from temporal_journeys.workflows.date_entry import (
     AdmitDatesInput,
     AdmitDatesResult,
 )
-from temporal_journeys.workflows.starter import CannotEnroll, run_names
+from temporal_journeys.workflows.starter import run_names
 
 log = logging.getLogger("journeys.date_entry")
 BATCH = 50
@@ -153,23 +158,23 @@ class DateEntryActivities:
         async with self._db.held_connection() as connection:
             fresh = await in_held_transaction(connection, lock_fresh, list(due))
             result.already += len(due) - len(fresh)
-            todo = [d for w, d in due.items() if w in fresh]
+            entries = [
+                Entry(d.contact, entry_event(journey, trigger, d))
+                for w, d in due.items()
+                if w in fresh
+            ]
             outcomes = await start_entries(
                 client,
                 connection,
                 journey=journey,
                 version=version,
-                entries=[Entry(d.contact, entry_event(journey, trigger, d)) for d in todo],
+                entries=entries,
                 task_queue=self._settings.task_queue,
                 buffer_size=self._settings.event_buffer_size,
             )
-        for d, outcome in zip(todo, outcomes, strict=True):
-            if isinstance(outcome, CannotEnroll):
-                result.refused.append(f"{d.contact.id}: {outcome}")
-            elif isinstance(outcome, Exception):
-                raise outcome
-            else:
-                result.entered += 1
+        entered, refused = tally(entries, outcomes)
+        result.entered += entered
+        result.refused.extend(refused)
 
     def _existing(self, workflow_ids: list[str]) -> set[str]:
         with self._db.connection() as connection:

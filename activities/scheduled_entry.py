@@ -19,7 +19,12 @@ from sqlalchemy import Connection
 from temporalio import activity
 from temporalio.client import Client
 
-from temporal_journeys.activities.batch_admission import Entry, in_held_transaction, start_entries
+from temporal_journeys.activities.batch_admission import (
+    Entry,
+    in_held_transaction,
+    start_entries,
+    tally,
+)
 from temporal_journeys.activities.date_entry import lock_fresh
 from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
 from temporal_journeys.journeys.settings import Settings
@@ -37,7 +42,7 @@ from temporal_journeys.workflows.scheduled_entry import (
     AdmitScheduledResult,
     fire_key,
 )
-from temporal_journeys.workflows.starter import CannotEnroll, run_names
+from temporal_journeys.workflows.starter import run_names
 
 PAGE = 200
 """Members read, and admitted in one transaction, per page."""
@@ -129,23 +134,23 @@ class ScheduledEntryActivities:
                 connection, _refusals_and_contacts, journey, members, now
             )
             result.skipped += len(refusals)
-            todo = [contacts[c] for c in members if c not in refusals]
+            entries = [
+                Entry(contacts[c], entry_event(journey, trigger, c, fire))
+                for c in members
+                if c not in refusals
+            ]
             outcomes = await start_entries(
                 client,
                 connection,
                 journey=journey,
                 version=version,
-                entries=[Entry(c, entry_event(journey, trigger, c.id, fire)) for c in todo],
+                entries=entries,
                 task_queue=self._settings.task_queue,
                 buffer_size=self._settings.event_buffer_size,
             )
-        for contact, outcome in zip(todo, outcomes, strict=True):
-            if isinstance(outcome, CannotEnroll):
-                result.refused.append(f"{contact.id}: {outcome}")
-            elif isinstance(outcome, Exception):
-                raise outcome
-            else:
-                result.entered += 1
+        entered, refused = tally(entries, outcomes)
+        result.entered += entered
+        result.refused.extend(refused)
 
 
 def _refusals_and_contacts(
