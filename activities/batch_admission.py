@@ -15,11 +15,26 @@ from temporalio.client import Client, WorkflowHandle
 
 from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
 from temporal_journeys.journeys.spec import Journey
+from temporal_journeys.store import date_entry as date_store
 from temporal_journeys.store import enrollments as enrollments_store
+from temporal_journeys.store import journeys as journeys_store
+from temporal_journeys.store.db import Database
 from temporal_journeys.workflows.starter import CannotEnroll, correlation_of, run_names, start_run
 from temporal_journeys.workflows.types import Admission
 
 T = TypeVar("T")
+
+
+def live_journey(db: Database, key: str) -> tuple[int, Journey] | None:
+    """The journey's live version and spec, for a starter about to admit entries to it."""
+    with db.transaction() as session:
+        return journeys_store.live_version(session, key)
+
+
+def runs_begun(db: Database, workflow_ids: list[str]) -> set[str]:
+    """Those of ``workflow_ids`` an entry was recorded under (an earlier attempt's, say)."""
+    with db.connection() as connection:
+        return date_store.existing_runs(connection, workflow_ids)
 
 
 async def in_held_transaction(

@@ -24,13 +24,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from temporal_journeys.activities.batch_admission import Entry, in_held_transaction, start_entries
+from temporal_journeys.activities.batch_admission import (
+    Entry,
+    in_held_transaction,
+    live_journey,
+    start_entries,
+)
 from temporal_journeys.activities.broadcast_sends import BroadcastSends
 from temporal_journeys.activities.sends import SendActivities
-from temporal_journeys.journeys.spec import Journey
 from temporal_journeys.store import broadcasts as broadcasts_store
 from temporal_journeys.store import contacts as contacts_store
-from temporal_journeys.store import journeys as journeys_store
 from temporal_journeys.store.broadcasts import Outcome, Recipient
 from temporal_journeys.store.db import Database
 from temporal_journeys.workflows.broadcast import (
@@ -166,7 +169,7 @@ class BroadcastActivities:
 
     async def _enter_all(self, plan: BroadcastPlan, page: list[Recipient]) -> list[Outcome]:
         assert plan.journey is not None
-        live = await asyncio.to_thread(self._live, plan.journey)
+        live = await asyncio.to_thread(live_journey, self._db, plan.journey)
         if live is None:
             reason = f"journey {plan.journey} is not published and active"
             return [Outcome(r.contact_id, "failed", reason, None) for r in page]
@@ -202,10 +205,6 @@ class BroadcastActivities:
                 else:  # the run's workflow id stands where a message id would
                     outcomes[contact_id] = Outcome(contact_id, "entered", None, outcome.id[:64])
         return [outcomes[r.contact_id] for r in page]
-
-    def _live(self, key: str) -> tuple[int, Journey] | None:
-        with self._db.transaction() as session:
-            return journeys_store.live_version(session, key)
 
     def _record(self, broadcast_id: str, outcomes: list[Outcome]) -> None:
         with self._db.transaction() as session:

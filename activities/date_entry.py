@@ -21,6 +21,8 @@ from temporalio.client import Client
 from temporal_journeys.activities.batch_admission import (
     Entry,
     in_held_transaction,
+    live_journey,
+    runs_begun,
     start_entries,
     tally,
 )
@@ -31,7 +33,6 @@ from temporal_journeys.journeys.timing import date_keys_between, date_occurrence
 from temporal_journeys.store import contacts as contacts_store
 from temporal_journeys.store import date_entry as date_store
 from temporal_journeys.store import enrollments as enrollments_store
-from temporal_journeys.store import journeys as journeys_store
 from temporal_journeys.store.db import Database
 from temporal_journeys.workflows.date_entry import (
     ADMIT_DATE_ENTRIES,
@@ -105,7 +106,7 @@ class DateEntryActivities:
 
     @activity.defn(name=ADMIT_DATE_ENTRIES)
     async def admit_date_entries(self, request: AdmitDatesInput) -> AdmitDatesResult:
-        live = await asyncio.to_thread(self._live, request.journey_key)
+        live = await asyncio.to_thread(live_journey, self._db, request.journey_key)
         if live is None:
             return AdmitDatesResult(reason=f"journey {request.journey_key} is not live")
         version, journey = live
@@ -125,10 +126,6 @@ class DateEntryActivities:
             await self._enter(client, journey, version, trigger, due[first : first + BATCH], result)
             activity.heartbeat(first + BATCH)
         return result
-
-    def _live(self, key: str) -> tuple[int, Journey] | None:
-        with self._db.transaction() as session:
-            return journeys_store.live_version(session, key)
 
     def _find(self, trigger: DateAttributeTrigger, after: datetime, until: datetime) -> list[Due]:
         with self._db.connection() as connection:
@@ -150,7 +147,7 @@ class DateEntryActivities:
         ids = {
             names.workflow_id(journey.key, d.contact.id, d.occurrence.isoformat()): d for d in batch
         }
-        existing = await asyncio.to_thread(self._existing, list(ids))
+        existing = await asyncio.to_thread(runs_begun, self._db, list(ids))
         result.already += len(existing & ids.keys())
         due = {w: d for w, d in ids.items() if w not in existing}
         if not due:
@@ -175,10 +172,6 @@ class DateEntryActivities:
         entered, refused = tally(entries, outcomes)
         result.entered += entered
         result.refused.extend(refused)
-
-    def _existing(self, workflow_ids: list[str]) -> set[str]:
-        with self._db.connection() as connection:
-            return date_store.existing_runs(connection, workflow_ids)
 
 
 def lock_fresh(connection: Connection, workflow_ids: list[str]) -> set[str]:

@@ -22,6 +22,8 @@ from temporalio.client import Client
 from temporal_journeys.activities.batch_admission import (
     Entry,
     in_held_transaction,
+    live_journey,
+    runs_begun,
     start_entries,
     tally,
 )
@@ -30,9 +32,7 @@ from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
 from temporal_journeys.journeys.settings import Settings
 from temporal_journeys.journeys.spec import Journey, ScheduleTrigger
 from temporal_journeys.store import contacts as contacts_store
-from temporal_journeys.store import date_entry as date_store
 from temporal_journeys.store import enrollments as enrollments_store
-from temporal_journeys.store import journeys as journeys_store
 from temporal_journeys.store import segments as segments_store
 from temporal_journeys.store.db import Database
 from temporal_journeys.workflows.scheduled_entry import (
@@ -68,7 +68,7 @@ class ScheduledEntryActivities:
 
     @activity.defn(name=ADMIT_SCHEDULED_ENTRIES)
     async def admit_scheduled_entries(self, request: AdmitScheduledInput) -> AdmitScheduledResult:
-        live = await asyncio.to_thread(self._live, request.journey_key)
+        live = await asyncio.to_thread(live_journey, self._db, request.journey_key)
         if live is None:
             return AdmitScheduledResult(reason=f"journey {request.journey_key} is not live")
         version, journey = live
@@ -92,17 +92,9 @@ class ScheduledEntryActivities:
             after = page[-1]
             activity.heartbeat(after)
 
-    def _live(self, key: str) -> tuple[int, Journey] | None:
-        with self._db.transaction() as session:
-            return journeys_store.live_version(session, key)
-
     def _members(self, segment: str, after: str | None) -> list[str]:
         with self._db.transaction() as session:
             return [c for c, _ in segments_store.members(session, segment, after=after, limit=PAGE)]
-
-    def _existing(self, workflow_ids: list[str]) -> set[str]:
-        with self._db.connection() as connection:
-            return date_store.existing_runs(connection, workflow_ids)
 
     async def _enter(
         self,
@@ -118,7 +110,7 @@ class ScheduledEntryActivities:
         ids = {names.workflow_id(journey.key, contact_id, fire): contact_id for contact_id in page}
         result.members += len(ids)
         # One query finds the members this fire entered already (a retry's common case).
-        existing = await asyncio.to_thread(self._existing, list(ids))
+        existing = await asyncio.to_thread(runs_begun, self._db, list(ids))
         result.already += len(existing & ids.keys())
         due = [w for w in ids if w not in existing]
         if not due:
