@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -26,6 +27,14 @@ class TemporalConnection:
         self._contact_keys = contact_keys
         self.client = client
         self._task: asyncio.Task[None] | None = None
+        self._on_connect: list[Callable[[], None]] = []
+
+    def when_connected(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the client is there: now if it is, else on connecting."""
+        if self.client is not None:
+            callback()
+        else:
+            self._on_connect.append(callback)
 
     def start(self) -> None:
         if self.client is None and self._task is None:
@@ -46,6 +55,9 @@ class TemporalConnection:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
+        callbacks, self._on_connect = self._on_connect, []
+        for callback in callbacks:
+            callback()
 
     async def healthy(self) -> bool:
         if self.client is None:

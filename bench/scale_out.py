@@ -187,8 +187,9 @@ async def observe(db: Database, client: Client, prefix: str, contacts: list[str]
 
 
 async def signals_of(client: Client, workflow: str) -> list[str]:
-    """Event ids signalled to the workflow, oldest run first: the history of the latest run,
-    preceded by those of the runs it continued from."""
+    """Event ids that reached the workflow, oldest run first: the history of the latest run,
+    preceded by those of the runs it continued from; the first run's trigger from its input,
+    the others' as signals."""
     ids: list[str] = []
     run_id: str | None = None
     while True:
@@ -199,6 +200,9 @@ async def signals_of(client: Client, workflow: str) -> list[str]:
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
                 started = event.workflow_execution_started_event_attributes
                 previous = started.continued_execution_run_id
+                trigger = json.loads(started.input.payloads[0].data).get("trigger")
+                if not previous and trigger:
+                    run.append(trigger["id"])  # the first run's event is its input, no signal
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
                 signalled = event.workflow_execution_signaled_event_attributes
                 if signalled.signal_name == EVENT_SIGNAL:

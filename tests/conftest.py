@@ -1,6 +1,6 @@
 """Shared fixtures: a fresh, migrated Postgres database and SQLite file; a time-skipping
-Temporal server with one journeys worker on the Postgres database; the API over ASGI on
-that database and server."""
+Temporal server per test module with one journeys worker on the Postgres database; the API
+over ASGI on that database and server."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from temporal_journeys.store.migrate import upgrade
 from temporal_journeys.store.models import Base
 from tests.support.api import Api
 from tests.support.harness import TASK_QUEUE
-from tests.support.leftovers import end_open_runs
 from tests.support.postgres import DEFAULT_URL, answers, fresh_database, throwaway_server
 from tests.support.time_server import start_test_server
 
@@ -102,26 +101,15 @@ def engine_db(postgres_url: str) -> Iterator[Database]:
     db.dispose()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    # A server per module, not per session: the test server never releases the clock lock of a
+    # task whose run was ended under it, and such a lock, leaked by one module, stopped the
+    # skipped clock for every module after it (they hung until their timeout, far from the
+    # cause). Starting one takes about 0.1 s.
     env = await start_test_server()
-    _shared_servers.append(env)
     yield env
-    _shared_servers.clear()
     await env.shutdown()
-
-
-# The time-skipping server started for the session, once a test has asked for it.
-_shared_servers: list[WorkflowEnvironment] = []
-
-
-@pytest_asyncio.fixture(scope="module", autouse=True)
-async def _no_runs_outlive_their_module(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    # Runs a module leaves open would wake on a later module's clock, perhaps on a queue nobody
-    # polls any more, and stop time skipping for everyone (see tests/support/leftovers.py).
-    yield
-    if _shared_servers:
-        await end_open_runs(_shared_servers[0].client, reason=f"left by {request.module.__name__}")
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +120,7 @@ def plugin(engine_db: Database, postgres_url: str) -> JourneysPlugin:
     return JourneysPlugin(settings, db=engine_db)
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def client(time_env: WorkflowEnvironment, plugin: JourneysPlugin) -> AsyncIterator[Client]:
     async with Worker(time_env.client, task_queue=TASK_QUEUE, plugins=[plugin]):
         yield time_env.client

@@ -1,9 +1,9 @@
-"""Runs a test leaves behind on the shared time-skipping server are ended when their worker
-stops (``channel_worker``) and at the end of each module (``tests/conftest.py``): otherwise
-a later test's clock wakes them on a queue nobody polls and time skipping stops for good.
+"""Runs a test leaves behind on a time-skipping server are ended when their worker stops
+(``channel_worker``): otherwise a later test's clock wakes them on a queue nobody polls and
+time skipping stops for good, for the rest of the module (each module has a server of its own).
 
 These tests run on a server of their own: what they check is that the clock still moves
-afterwards, which a lock leaked by any earlier test on the shared server would hide."""
+afterwards, which a lock leaked by an earlier test of the module would hide."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.converter import PayloadCodec
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from temporal_journeys.journeys.records import JourneyEvent
 from temporal_journeys.journeys.spec import (
@@ -42,6 +44,9 @@ class CannotEnroll(ValueError):
     """The event lacks what the journey needs to key its run."""
 
 
+# Starts that may each meet a run ending under them before one begins or reaches a run.
+START_ATTEMPTS = 5
+
 HASH_HEX_CHARS = 32  # 128 bits of HMAC-SHA256: collisions are out of reach at any scale
 
 
@@ -50,8 +55,8 @@ class RunNames:
     """What runs show of a contact: in workflow ids, ``JourneyContactId`` and the start's
     summary. Verbatim without a key; with one (encryption on), a keyed hash, so that nothing
     Temporal indexes or lists unencrypted holds a userId (often an email) or a correlation
-    value. The hash is stable for a given key, which keeps signal-with-start and re-entry
-    working: the same contact always reaches the same workflow id."""
+    value. The hash is stable for a given key, which keeps a second trigger reaching the run
+    alive, and re-entry, working: the same contact always reaches the same workflow id."""
 
     key: bytes | None = field(default=None, repr=False)  # a secret: kept out of logs
 
@@ -107,10 +112,15 @@ async def start_run(
     rpc_timeout: timedelta | None = None,
     admission: Admission | None = None,
 ) -> WorkflowHandle:
-    """Signal-with-start: a second trigger while the run is alive reaches it as an event,
-    so two concurrent triggers make one run; after it ended, a new run begins and applies
-    the journey's re-entry rule itself, unless the starter admitted it
-    (``journeys.admission``)."""
+    """Start the run, or hand the event to the one alive under its workflow id: a second
+    trigger while the run is alive reaches it as an event, so two concurrent triggers make one
+    run; after it ended, a new run begins and applies the journey's re-entry rule itself,
+    unless the starter admitted it (``journeys.admission``).
+
+    Not signal-with-start: the event that begins a run is in its input already, and a start
+    signal would put it in every run's history a second time (an event, and a signal the run
+    drops as seen). A plain start that finds a run alive signals that run instead; if it ended
+    meanwhile, the start is tried again and begins a new one."""
     correlation = correlation_of(journey, event)
     names = run_names(client)
     shown = names.shown(contact_id)
@@ -128,24 +138,37 @@ async def start_run(
         admission=admission,
         interpreter=INTERPRETER,
     )
-    return await client.start_workflow(
-        WORKFLOW_NAME,
-        run_input,
-        id=names.workflow_id(journey.key, contact_id, correlation),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.JOURNEY_KEY, journey.key),
-                SearchAttributePair(sa.JOURNEY_VERSION, version),
-                SearchAttributePair(sa.CONTACT_ID, shown),
-                SearchAttributePair(sa.STEP, journey.steps[0].id),
-                SearchAttributePair(sa.STATUS, "running"),
-            ]
-        ),
-        static_summary=f"{journey.name} (v{version}) for contact {shown}",
-        start_signal=EVENT_SIGNAL if event is not None else None,
-        start_signal_args=[event] if event is not None else [],
-        rpc_timeout=rpc_timeout,
-    )
+    target = names.workflow_id(journey.key, contact_id, correlation)
+    for _ in range(START_ATTEMPTS):
+        try:
+            return await client.start_workflow(
+                WORKFLOW_NAME,
+                run_input,
+                id=target,
+                task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(sa.JOURNEY_KEY, journey.key),
+                        SearchAttributePair(sa.JOURNEY_VERSION, version),
+                        SearchAttributePair(sa.CONTACT_ID, shown),
+                        SearchAttributePair(sa.STEP, journey.steps[0].id),
+                        SearchAttributePair(sa.STATUS, "running"),
+                    ]
+                ),
+                static_summary=f"{journey.name} (v{version}) for contact {shown}",
+                rpc_timeout=rpc_timeout,
+            )
+        except WorkflowAlreadyStartedError as alive:
+            handle = client.get_workflow_handle(target, run_id=alive.run_id)
+            if event is None:
+                return handle
+            try:
+                await handle.signal(EVENT_SIGNAL, event, rpc_timeout=rpc_timeout)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                continue  # it ended between the start and the signal: start again
+            return handle
+    raise RuntimeError(f"{target}: each of {START_ATTEMPTS} starts met a run that then ended")

@@ -91,6 +91,9 @@ class OutboxRelay:
         ``poll_seconds``. With ``listen`` (Postgres), notifications of ingests committed in
         other processes wake it too (``journeys relay``); the poll stays as the fallback."""
         self._loop = asyncio.get_running_loop()
+        # A pass before Temporal is connected delivers nothing: the connection wakes the relay,
+        # or a backlog queued before it started would wait for the poll, or for the next ingest.
+        self._temporal.when_connected(self.wake)
         listener = (
             asyncio.create_task(outbox.listen(self._db, self.wake))
             if listen and self._db.dialect == "postgresql"

@@ -1,5 +1,5 @@
 """Channel tests: the real SendGrid and Twilio SDKs and httpx against a fake provider server on
-127.0.0.1, with journeys run by a second worker on the shared time-skipping server.
+127.0.0.1, with journeys run by a second worker on the module's time-skipping server.
 
 ``channel_client`` is that worker's client; tests/support/channels.py holds its settings, task
 queue and the helpers that run one-send journeys."""
@@ -33,7 +33,7 @@ def fake_providers(fake_providers_server: FakeProviders) -> FakeProviders:
     return fake_providers_server
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def channel_client(
     client: Client,
     time_env: WorkflowEnvironment,
@@ -41,7 +41,7 @@ async def channel_client(
     postgres_url: str,
     fake_providers_server: FakeProviders,
 ) -> AsyncIterator[Client]:
-    """The shared time-skipping client, with a worker on ``CHANNEL_QUEUE`` whose providers
+    """The module's time-skipping client, with a worker on ``CHANNEL_QUEUE`` whose providers
     are the real SDKs pointed at the fake server."""
     settings = channel_settings(postgres_url, fake_providers_server)
     plugin = JourneysPlugin(settings, db=engine_db)

@@ -193,7 +193,7 @@ async def test_erasing_a_contact_destroys_its_key_and_its_histories_no_longer_de
     )
     assert served.status_code == 200, served.text
     assert BOB.email in str([base64.b64decode(p["data"]) for p in served.json()["payloads"]])
-    # No run left waiting on the shared time-skipping server, whose clock later tests move.
+    # No run left waiting on the module's time-skipping server, whose clock later tests move.
     await bob.terminate(reason="test over")
 
 

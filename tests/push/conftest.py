@@ -1,6 +1,6 @@
 """Push and WhatsApp tests: FCM through google-auth and requests against a fake FCM (token
 endpoint included), WhatsApp through the real Twilio SDK against the fake provider server, with
-journeys run by a worker of their own on the shared time-skipping server."""
+journeys run by a worker of their own on the module's time-skipping server."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def push_settings(
     )
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def push_queue(
     client: Client, time_env: WorkflowEnvironment, engine_db: Database, push_settings: Settings
 ) -> AsyncIterator[str]:

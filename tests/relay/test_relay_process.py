@@ -169,7 +169,7 @@ async def test_a_notification_wakes_a_listening_relay_long_before_its_poll(
     time_env: WorkflowEnvironment, engine_db: Database, postgres_url: str
 ):
     # Events no journey listens to: routed without a call to Temporal, so no run is left behind
-    # on the shared time-skipping server; the client is only there for the relay to go on.
+    # on the module's time-skipping server; the client is only there for the relay to go on.
     settings = Settings(database_url=postgres_url)
     relay = OutboxRelay(engine_db, TemporalConnection(settings, time_env.client), settings)
     running = asyncio.create_task(relay.run(LONG_POLL, listen=True))

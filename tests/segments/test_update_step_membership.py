@@ -4,42 +4,20 @@ queued for routing at the run's moment (the server clock, skipped time included)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from temporal_journeys.journeys.segments import Segment
-from temporal_journeys.plugin import JourneysPlugin
 from temporal_journeys.store import segments as segments_store
 from temporal_journeys.store.db import Database
 from temporal_journeys.store.models import Event, OutboxEntry
 from tests.support import harness as h
-from tests.support.time_server import start_test_server
 
 pytestmark = pytest.mark.usefixtures("segments_cleaned")
-
-
-@pytest_asyncio.fixture(scope="module")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this module's own. The run waits two days on the skipped
-    clock, and on the suite's shared server a clock lock leaked by any earlier test (the test
-    server keeps an activity's lock when its run is ended under it) made it wait for real,
-    until its timeout (seen in CI, and under load here)."""
-    env = await start_test_server()
-    yield env
-    await env.shutdown()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def client(time_env: WorkflowEnvironment, plugin: JourneysPlugin) -> AsyncIterator[Client]:
-    async with Worker(time_env.client, task_queue=plugin.settings.task_queue, plugins=[plugin]):
-        yield time_env.client
 
 
 JOURNEY = """

@@ -1,4 +1,4 @@
-"""Ending the runs a test leaves open on the shared time-skipping server.
+"""Ending the runs a test leaves open on its module's time-skipping server.
 
 The test server locks time skipping while any workflow or activity task is outstanding. A run
 left waiting on a task queue whose worker has gone wakes up when some later test moves the

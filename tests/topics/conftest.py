@@ -27,7 +27,7 @@ def topic_providers(topic_providers_server: FakeProviders) -> FakeProviders:
     return topic_providers_server
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def topic_queue(
     time_env: WorkflowEnvironment,
     engine_db: Database,

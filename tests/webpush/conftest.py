@@ -1,6 +1,6 @@
 """Web push tests: pywebpush against a fake push service on 127.0.0.1 that checks the VAPID
 JWT and decrypts each message, with FCM (a fake of its own) beside it behind channel push, and
-journeys run by a worker of their own on the shared time-skipping server."""
+journeys run by a worker of their own on the module's time-skipping server."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from tests.support.api import Api
 from tests.support.fake_fcm import FakeFcm
 from tests.support.fake_providers import FakeProviders
 from tests.support.fake_webpush import FakeWebPush, vapid_keys
-from tests.support.time_server import start_test_server
 
 VAPID_SUBJECT = "mailto:push-ops@journeys.example.test"
 
@@ -89,23 +88,7 @@ def webpush_settings(
     )
 
 
-@pytest_asyncio.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of these tests' own. The rate-limit test waits out a 300 s
-    Retry-After on the skipped clock, and on the suite's shared server a clock lock leaked by
-    any earlier test (the test server never releases an activity's lock when its run is ended
-    under it) would make it wait those 300 s for real, past its timeout."""
-    env = await start_test_server()
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture(scope="session")
-def client(time_env: WorkflowEnvironment) -> Client:
-    return time_env.client
-
-
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def webpush_queue(
     client: Client, time_env: WorkflowEnvironment, engine_db: Database, webpush_settings: Settings
 ) -> AsyncIterator[str]:
