@@ -9,8 +9,8 @@ still bound its calls. The batch records every recipient's outcome in the snapsh
 are all known; a retry before that recomputes them from the message rows, which changes nothing.
 
 A journey broadcast admits each page's recipients as one batch (``start_entries``: the
-re-entry rule checked for all of them, the runs started by signal-with-start, idempotent while
-a run is alive, and their enrollments recorded in one INSERT).
+re-entry rule checked for all of them, the runs started by ``start_run``, idempotent while a
+run is alive, and their enrollments recorded in one INSERT).
 """
 
 from __future__ import annotations
