@@ -111,13 +111,35 @@ def _parse(key: str, version: int, definition: dict[str, Any]) -> Segment:
     return found
 
 
+# Segments by (key, version, digest of the stored definition): what ``definitions`` knows.
+_KNOWN: dict[tuple[str, int, str], Segment] = {}
+
+
+def _digest(dialect: str) -> Any:
+    # Which definition a row holds, without sending it: a deleted segment saved again starts
+    # over at version 1. Postgres hashes its canonical text; SQLite's stored text is the key.
+    as_text = cast(SegmentRow.definition, String)
+    return func.md5(as_text) if dialect == "postgresql" else as_text
+
+
 def definitions(session: Session) -> dict[str, Segment]:
-    """Every stored segment, by key (read on each ingest: one small query)."""
-    query = select(SegmentRow.key, SegmentRow.version, SegmentRow.definition)
-    # On the session's connection: three columns need none of the ORM's result machinery,
-    # which cost the ingest more than the query itself (docs/benchmarks.md).
-    rows = session.connection().execute(query)
-    return {key: _parse(key, version, definition) for key, version, definition in rows}
+    """Every stored segment, by key (read on each ingest: one small query of keys, versions
+    and digests; the definitions themselves only when one is new to this process, since
+    decoding and parsing them on every ingest cost it more than the query)."""
+    connection = session.connection()  # three columns need none of the ORM's result machinery
+    digest = _digest(connection.dialect.name)
+    known = connection.execute(select(SegmentRow.key, SegmentRow.version, digest)).all()
+    found = {key: _KNOWN.get((key, version, mark)) for key, version, mark in known}
+    if all(segment is not None for segment in found.values()):
+        return found  # type: ignore[return-value]
+    if len(_KNOWN) > 10_000:
+        _KNOWN.clear()
+    query = select(SegmentRow.key, SegmentRow.version, SegmentRow.definition, digest)
+    answer = {}
+    for key, version, definition, mark in connection.execute(query):
+        segment = _KNOWN.get((key, version, mark)) or _parse(key, version, definition)
+        answer[key] = _KNOWN[(key, version, mark)] = segment
+    return answer
 
 
 def segment_of(row: SegmentRow) -> Segment:

@@ -107,3 +107,19 @@ def test_the_seed_audiences_pick_the_people_they_promise(db: Database):
         "vip": [],
         "vip-paris-runners": [],
     }
+
+
+def test_a_segment_saved_again_after_its_deletion_is_read_with_its_new_definition(db: Database):
+    # Both are version 1: what this process parsed before must not answer for the new one.
+    now = datetime.now(UTC)
+    first = parse_segment({"key": "again", "name": "Again", "condition": {"tag": "vip"}})
+    second = parse_segment({"key": "again", "name": "Again", "condition": {"tag": "lead"}})
+    with db.transaction() as session:
+        segments_store.put(session, first)
+        assert segments_store.definitions(session)["again"].condition == first.condition
+        segments_store.remove(session, "again", now)
+        segments_store.put(session, second)
+        read = segments_store.definitions(session)
+        assert read["again"].condition == second.condition
+        # Read again, it is the same object: the evaluations built for it are kept.
+        assert segments_store.definitions(session)["again"] is read["again"]

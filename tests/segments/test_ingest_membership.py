@@ -115,9 +115,12 @@ def test_a_batch_runs_as_many_segment_statements_whatever_its_size(db: Database)
 
     without = run(0, 200)
     _define(db, SEGMENTS)
+    # The first ingest after a change reads the definitions (later ones their digests alone).
+    first = run(3, 6)
     counts = {size: run(seed, size) for seed, size in ((1, 6), (2, 200))}
     assert counts[6][1] == counts[200][1]
     if db.engine.dialect.name == "postgresql":
+        assert first[0] == counts[6][0] + 1
         # The whole ingest too (SQLite's writes some rows one by one). What segments add: one
         # statement per level of segments concerned (two here), with the members and the
         # events they wrote. The hold (create and lock the contacts) stands in for the
@@ -125,7 +128,9 @@ def test_a_batch_runs_as_many_segment_statements_whatever_its_size(db: Database)
         assert counts[6][0] == counts[200][0]
         assert counts[200][1] == 3
         assert counts[200][0] - without[0] == 2
-    contacts = [f"user-{seed}-{n}" for seed, size in ((1, 6), (2, 200)) for n in range(size)]
+    contacts = [
+        f"user-{seed}-{n}" for seed, size in ((3, 6), (1, 6), (2, 200)) for n in range(size)
+    ]
     live = _everyone(db, contacts)
     # The same contacts, recomputed set-based from scratch, are in the same segments.
     with db.transaction() as session:
