@@ -119,7 +119,7 @@ async def start_entries(
                     contact_id=entry.contact.id,
                     task_queue=task_queue,
                     event=entry.event,
-                    admission=Admission(contact=entry.contact) if admit else None,
+                    admission=Admission(contact=entry.contact, entered_at=now) if admit else None,
                     **options,
                 )
             except Exception as exc:  # noqa: BLE001 - answered for this entry alone
@@ -149,6 +149,8 @@ async def start_entries(
                     "skipped": admissions.refused.get(outcome.id)
                     if first.get(outcome.id) == n
                     else None,
+                    # An admitted run's first entry, which it does not record itself.
+                    "entered": first.get(outcome.id) == n and outcome.id in admissions.admitted,
                 }
             )
     await in_held_transaction(connection, enrollments_store.record_starts, starts)

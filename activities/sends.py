@@ -481,15 +481,16 @@ class SendActivities:
     async def send_message(self, request: SendMessageInput) -> SendMessageResult:
         async with _heartbeating():
             result = await self._send(request)
-            end = request.run_end
-            if end is None or result.status not in RUN_ENDING_SENDS:
+            after = request.run_end or request.wait_ahead
+            if after is None or result.status not in RUN_ENDING_SENDS:
                 return result
             # After the message's own commit: a retry finds the message settled and writes
             # this again, which adds nothing (the progress write is keyed; the rows keep the
             # first attempt's moment, the run's trace that of the attempt it heard from).
             at = activity.info().started_time
-            await asyncio.to_thread(progress.record, self._db, end.progress(result, at))
-            return result.model_copy(update={"run_ended_at": at})
+            await asyncio.to_thread(progress.record, self._db, after.progress(result, at))
+            told = "run_ended_at" if request.run_end is not None else "wait_recorded_at"
+            return result.model_copy(update={told: at})
 
     async def _send(self, request: SendMessageInput) -> SendMessageResult:
         provider = self.provider(request.channel)

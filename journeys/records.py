@@ -57,3 +57,8 @@ class TraceEntry(Record):
     step: str | None
     kind: str
     detail: str | None = None
+
+
+# The seq of a run's first trace entry (its first step entered), which a starter that admits
+# the run records for it.
+FIRST_SEQ = 1

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Executable, Row, bindparam, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from temporal_journeys.journeys.records import TraceEntry
+from temporal_journeys.journeys.records import FIRST_SEQ, TraceEntry
 from temporal_journeys.journeys.spec import ReEntry, ReEntryAfter
 from temporal_journeys.store.models import Enrollment, StepCounter, StepEvent
 
@@ -107,6 +107,10 @@ def write_progress(
 COUNTER_SLOTS = 16
 
 
+def slot_of(enrollment_id: str) -> int:
+    return zlib.crc32(enrollment_id.encode()) % COUNTER_SLOTS
+
+
 def _count(
     connection: Connection,
     journey_key: str,
@@ -119,7 +123,7 @@ def _count(
     counts = Counter((row.step_id, row.kind) for row in inserted if row.step_id is not None)
     if not counts:
         return
-    slot = zlib.crc32(enrollment_id.encode()) % COUNTER_SLOTS
+    slot = slot_of(enrollment_id)
     # In key order, so two writes touching the same rows lock them in the same order.
     connection.execute(
         _counter_statement(connection.dialect.name),
@@ -340,8 +344,9 @@ def admissible_all(
 def record_starts(connection: Connection, starts: Sequence[dict[str, Any]]) -> None:
     """``record_start`` for a batch, in one multi-row INSERT. Each start: ``enrollment_id``,
     ``workflow_id``, ``journey_key``, ``version``, ``contact_id``, ``correlation``, ``step``,
-    ``at``, and ``skipped`` (the refusal, for a run that will refuse its entry); a row already
-    there (the run's, an earlier start's) stays as it is."""
+    ``at``, ``skipped`` (the refusal, for a run that will refuse its entry) and ``entered``
+    (the starter admitted it: its first step entered, recorded here, ``record_entered``); a
+    row already there (the run's, an earlier start's) stays as it is."""
     rows = {
         start["enrollment_id"]: {
             "id": start["enrollment_id"],
@@ -362,6 +367,61 @@ def record_starts(connection: Connection, starts: Sequence[dict[str, Any]]) -> N
     }
     if rows:
         connection.execute(_starts_statement(connection.dialect.name), list(rows.values()))
+    record_entered(connection, [start for start in starts if start.get("entered")])
+
+
+def record_entered(connection: Connection, starts: Sequence[dict[str, Any]]) -> None:
+    """The first funnel row of each admitted run (its first step entered, at the start's
+    ``at``), which the run then keeps in its trace without recording it (``Admission``): one
+    multi-row INSERT, keyed as the run's own would be, and the counters of those it added."""
+    if not starts:
+        return
+    inserted = connection.execute(
+        _entered_statement(connection.dialect.name),
+        [
+            {
+                "id": f"{start['enrollment_id']}:{FIRST_SEQ}",
+                "enrollment_id": start["enrollment_id"],
+                "journey_key": start["journey_key"],
+                "version": start["version"],
+                "step_id": start["step"],
+                "contact_id": start["contact_id"],
+                "kind": "entered",
+                "variant": None,
+                "detail": None,
+                "at": start["at"],
+            }
+            for start in starts
+        ],
+    ).all()
+    counts = Counter(
+        (row.journey_key, row.version, row.step_id, slot_of(row.enrollment_id)) for row in inserted
+    )
+    if counts:
+        connection.execute(
+            _counter_statement(connection.dialect.name),
+            [
+                {
+                    "journey_key": key,
+                    "version": version,
+                    "step_id": step_id,
+                    "variant": "",
+                    "kind": "entered",
+                    "slot": slot,
+                    "count": count,
+                }
+                for (key, version, step_id, slot), count in sorted(counts.items())
+            ],
+        )
+
+
+@functools.cache
+def _entered_statement(dialect_name: str) -> Executable:
+    steps = StepEvent.__table__
+    insert = (postgresql if dialect_name == "postgresql" else sqlite).insert(steps)
+    return insert.on_conflict_do_nothing().returning(
+        steps.c.enrollment_id, steps.c.journey_key, steps.c.version, steps.c.step_id
+    )
 
 
 @functools.cache
@@ -383,9 +443,11 @@ def record_start(
     correlation: str | None = None,
     step: str,
     at: datetime,
+    entered: bool = False,
 ) -> None:
     """The row of a run just started, so the contact's next events find the run before it
-    reports in; a row the run (or an earlier start) wrote already stays as it is."""
+    reports in; a row the run (or an earlier start) wrote already stays as it is. ``entered``:
+    its first step entered too (``record_entered``), for a run the starter admitted."""
     row = {
         "id": enrollment_id,
         "workflow_id": workflow_id,
@@ -400,6 +462,9 @@ def record_start(
         "step_since": at,
     }
     connection.execute(_start_statement(connection.dialect.name), row)
+    if entered:
+        started = {**row, "enrollment_id": enrollment_id, "step": step, "at": at}
+        record_entered(connection, [started])
 
 
 @functools.cache

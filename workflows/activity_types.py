@@ -75,40 +75,70 @@ class UpdateContactInput(BaseModel):
     update: Update
 
 
-class RunEnd(EnrollmentRef):
-    """How the run ends if its last send goes out (sent or skipped) and nothing interrupts it.
-
-    The send activity records it right after the message, so the run closes without a local
-    activity of its own. Both sides build the entries here, so the database and the run's own
-    trace say the same, at the moment the activity gives (the attempt that sent)."""
+class _AfterTheSend(EnrollmentRef):
+    """What the run records once its send goes out (sent or skipped) and nothing interrupts
+    it, handed to the send activity, which records it right after the message: the run then
+    goes on without a local activity of its own. Both sides build the entries here, so the
+    database and the run's own trace say the same, at the moment the activity gives (the
+    attempt that sent)."""
 
     earlier: list[TraceEntry] = Field(description="The run's entries not recorded yet.")
-    seq: int = Field(description="Of the send's own entry; the exit's entries follow it.")
+    seq: int = Field(description="Of the send's own entry; the entries after it follow.")
     step: str = Field(description="The send step.")
-    exit_step: str | None = Field(description="The exit step after the send, if there is one.")
     variant: str | None
     reason: str | None
 
+    def _following(self) -> list[tuple[str | None, str, str | None]]:
+        raise NotImplementedError
+
+    def _status(self) -> tuple[str, str | None]:
+        raise NotImplementedError
+
     def entries(self, result: SendMessageResult, at: datetime) -> list[TraceEntry]:
-        """The entries after ``earlier``: the send's outcome, the exit entered, completed."""
-        kinds = [(self.step, result.status, result.reason)]
-        if self.exit_step is not None:
-            kinds.append((self.exit_step, "entered", None))
-        kinds.append((None, "completed", self.reason))
+        """The entries after ``earlier``: the send's outcome, then what follows it."""
+        kinds = [(self.step, result.status, result.reason), *self._following()]
         return [
             TraceEntry(seq=self.seq + n, at=at, step=step, kind=kind, detail=detail)
             for n, (step, kind, detail) in enumerate(kinds)
         ]
 
     def progress(self, result: SendMessageResult, at: datetime) -> RecordProgressInput:
+        status, step = self._status()
         return RecordProgressInput(
             **self.ref(),
             entries=[*self.earlier, *self.entries(result, at)],
-            status="completed",
-            step=None,
+            status=status,
+            step=step,
             variant=self.variant,
             reason=self.reason,
         )
+
+
+class RunEnd(_AfterTheSend):
+    """How the run ends if its last send goes out: the exit entered (if there is one), then
+    ``completed``; the run closes as recorded."""
+
+    exit_step: str | None = Field(description="The exit step after the send, if there is one.")
+
+    def _following(self) -> list[tuple[str | None, str, str | None]]:
+        entered = [(self.exit_step, "entered", None)] if self.exit_step is not None else []
+        return [*entered, (None, "completed", self.reason)]
+
+    def _status(self) -> tuple[str, str | None]:
+        return "completed", None
+
+
+class WaitAhead(_AfterTheSend):
+    """The wait that follows the send, entered once it goes out: the run begins that wait with
+    nothing left to record (no local activity before its timer)."""
+
+    wait_step: str = Field(description="The wait or wait_for step after the send.")
+
+    def _following(self) -> list[tuple[str | None, str, str | None]]:
+        return [(self.wait_step, "entered", None)]
+
+    def _status(self) -> tuple[str, str | None]:
+        return "running", self.wait_step
 
 
 RUN_ENDING_SENDS = ("sent", "skipped")
@@ -136,6 +166,9 @@ class SendMessageInput(BaseModel):
     run_end: RunEnd | None = Field(
         default=None, description="Set when nothing but an exit follows this send."
     )
+    wait_ahead: WaitAhead | None = Field(
+        default=None, description="Set when a wait or a wait_for follows this send."
+    )
     topic: str | None = Field(
         default=None,
         description="The send's subscription topic: the guards skip contacts not subscribed "
@@ -161,6 +194,12 @@ class SendMessageResult(BaseModel):
         "entries carry (Temporal's clock: when the attempt that settled the send started): the "
         "run closes as recorded. None from workers older than the field, which leave the end "
         "to the run.",
+    )
+    wait_recorded_at: datetime | None = Field(
+        default=None,
+        description="Set when the activity recorded the input's ``wait_ahead``, to the moment "
+        "its entries carry (as ``run_ended_at``): the run begins the wait with nothing to "
+        "record. None from workers older than the field, which leave it to the run.",
     )
 
 

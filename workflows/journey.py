@@ -20,7 +20,12 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from temporal_journeys.journeys.conditions import evaluate, history_conditions
-    from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent, TraceEntry
+    from temporal_journeys.journeys.records import (
+        FIRST_SEQ,
+        ContactSnapshot,
+        JourneyEvent,
+        TraceEntry,
+    )
     from temporal_journeys.journeys.spec import (
         BranchStep,
         EnterStep,
@@ -57,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         SendMessageInput,
         SendMessageResult,
         UpdateContactInput,
+        WaitAhead,
     )
     from temporal_journeys.workflows.contract import (
         EVENT_SIGNAL,
@@ -105,7 +111,7 @@ class Waited(Enum):
 
 class _Sent(NamedTuple):
     result: SendMessageResult
-    end: RunEnd | None  # the run's end the attempt carried
+    after: RunEnd | WaitAhead | None  # what the attempt carried for its activity to record
 
 
 # Waits shorter than this neither record progress nor move the search attributes before they
@@ -135,6 +141,8 @@ class JourneyWorkflow:
         self._interrupt: tuple[str, str] | None = None
         self._migration: MigrateRun | None = None
         self._migrated_to: str | None = None
+        # The step after a send, entered and recorded by the send's activity (``WaitAhead``).
+        self._entered_by_send = False
         self._waiting_for: str | None = None
         self._until: datetime | None = None
         self._shown_step = workflow.info().typed_search_attributes.get(sa.STEP)
@@ -177,18 +185,28 @@ class JourneyWorkflow:
                 break
             self._s.deadline = None
             self._s.step = following
-            if following is not None:
+            if following is not None and not self._entered_by_send:
                 self._trace(following, "entered")
+            self._entered_by_send = False
         if self._interrupt is not None:
             return await self._end(*self._interrupt)
         return await self._end("completed", self._s.reason)
 
     async def _begin(self) -> str | None:
         self._s.step = self._journey.steps[0].id
-        self._trace(self._s.step, "entered")
-        if self._input.admission is not None:
-            # Checked and recorded by the starter: "entered" goes out with the next progress.
-            self._s.contact = self._input.admission.contact
+        admission = self._input.admission
+        if admission is not None and admission.entered_at is not None:
+            # Recorded by the starter, at its moment: kept, not recorded again.
+            first = TraceEntry(
+                seq=FIRST_SEQ, at=admission.entered_at, step=self._s.step, kind="entered"
+            )
+            self._keep(first)
+        else:
+            self._trace(self._s.step, "entered")
+        if admission is not None:
+            # Checked and recorded by the starter; "entered" goes out with the next progress
+            # unless the starter recorded it too.
+            self._s.contact = admission.contact
             return None
         result = await self._local(
             BEGIN_ENROLLMENT,
@@ -357,11 +375,14 @@ class JourneyWorkflow:
         sent = await self._send_when_allowed(step)
         if not isinstance(sent, _Sent):
             return sent
-        result, end = sent
+        result, after = sent
         if result.run_ended_at is not None:
-            assert end is not None
-            self._ended_with(end, result, result.run_ended_at)
+            assert isinstance(after, RunEnd)
+            self._ended_with(after, result, result.run_ended_at)
             return Halt.ENDED
+        if result.wait_recorded_at is not None:
+            assert isinstance(after, WaitAhead)
+            return self._waiting_with(after, result, result.wait_recorded_at)
         if result.status == "failed":
             self._trace(step.id, "failed", result.reason)
             if step.on_failure:
@@ -434,11 +455,11 @@ class JourneyWorkflow:
         message_id = "msg_" + hashlib.sha256(key.encode()).hexdigest()[:24]
         self._s.messages[step.id] = message_id
         while True:
-            end = self._planned_end(step)
-            result = await self._attempt(step, key, message_id, end)
+            after = self._planned_after(step)
+            result = await self._attempt(step, key, message_id, after)
             if result.status != "deferred":
                 self._s.pending_send = None
-                return _Sent(result, end)
+                return _Sent(result, after)
             assert result.until is not None
             held = await self._hold(step, result.reason, result.until, traced=True)
             if held is Waited.SUSPENDED:
@@ -467,22 +488,36 @@ class JourneyWorkflow:
             self._trace(step.id, "deferred", f"{reason} until {_when(until)}")
         return await self._block(step.id, until, f"{reason}: {step.send.channel} deferred")
 
-    def _planned_end(self, step: SendStep) -> RunEnd | None:
-        """The run's end if this send goes out, when only an exit (or nothing) follows it:
-        the send records it, and the run closes without a local activity after it."""
+    def _planned_after(self, step: SendStep) -> RunEnd | WaitAhead | None:
+        """What the send's activity records once it goes out, so the run needs no local
+        activity after it: the run's end, when only an exit (or nothing) follows the send; the
+        wait entered, when a wait or a wait_for does (recorded before its timer starts)."""
         following = self._after(step)
-        exit_step = self._steps[following] if following is not None else None
-        if exit_step is not None and not isinstance(exit_step, ExitStep):
-            return None
-        return RunEnd(
+        then = self._steps[following] if following is not None else None
+        recorded = {
             **self._ref(),
-            earlier=list(self._s.unrecorded),
-            seq=self._s.trace_seq + 1,
-            step=step.id,
-            exit_step=following,
-            variant=self._s.variant,
-            reason=exit_step.exit.reason if exit_step is not None else self._s.reason,
-        )
+            "earlier": list(self._s.unrecorded),
+            "seq": self._s.trace_seq + 1,
+            "step": step.id,
+            "variant": self._s.variant,
+        }
+        if then is None or isinstance(then, ExitStep):
+            reason = then.exit.reason if then is not None else self._s.reason
+            return RunEnd(**recorded, exit_step=following, reason=reason)
+        if isinstance(then, WaitStep | WaitForStep) and not _short(then):
+            return WaitAhead(**recorded, wait_step=then.id, reason=self._s.reason)
+        return None
+
+    def _waiting_with(self, ahead: WaitAhead, result: SendMessageResult, at: datetime) -> str:
+        """The send's outcome and the wait entered, as the activity recorded them; the wait's
+        step, which the loop then does not enter a second time."""
+        self._s.unrecorded = []
+        for entry in ahead.entries(result, at):
+            self._keep(entry)
+        # The database says the run is at the wait: an interrupt or a migration that came
+        # during the send is taken there.
+        self._s.step, self._entered_by_send = ahead.wait_step, True
+        return ahead.wait_step
 
     def _ended_with(self, end: RunEnd, result: SendMessageResult, at: datetime) -> None:
         """The run as the send recorded it: its entries, completed. An interrupt that came
@@ -496,7 +531,7 @@ class JourneyWorkflow:
             self._migration, self._migrated_to = None, None
 
     async def _attempt(
-        self, step: SendStep, key: str, message_id: str, end: RunEnd | None
+        self, step: SendStep, key: str, message_id: str, after: RunEnd | WaitAhead | None
     ) -> SendMessageResult:
         send = step.send
         self._show(step.id, f"sending {send.channel} {send.template} on step {step.id}", None)
@@ -516,8 +551,9 @@ class JourneyWorkflow:
                 trigger=self._input.trigger,
                 now=workflow.now(),
                 if_capped=send.if_capped,
-                run_end=end,
-                # A field of the input, not a command: replaying older histories is unchanged.
+                # Fields of the input, not commands: replaying older histories is unchanged.
+                run_end=after if isinstance(after, RunEnd) else None,
+                wait_ahead=after if isinstance(after, WaitAhead) else None,
                 topic=send.topic,
                 variant=self._s.variant,
             ),
@@ -860,6 +896,13 @@ class JourneyWorkflow:
 
     def _after(self, step: Step) -> str | None:
         return step.next or self._journey.following(step.id)
+
+
+def _short(step: WaitStep | WaitForStep) -> bool:
+    """A wait known to be short before it begins: it records nothing (``SHORT_WAIT``), so the
+    send before it has nothing to record for it either."""
+    length = step.wait if isinstance(step, WaitStep) else step.wait_for.timeout
+    return isinstance(length, timedelta) and length < SHORT_WAIT
 
 
 def _describe_update(step: UpdateStep) -> str:

@@ -104,6 +104,12 @@ class Admission(BaseModel):
     the enrollment: the run takes the contact from here instead of asking the database."""
 
     contact: ContactSnapshot
+    entered_at: datetime | None = Field(
+        default=None,
+        description="When the starter recorded the run's first entry (its first step "
+        "entered, trace seq 1): the run keeps it in its trace and does not record it again. "
+        "None from starters older than the field: the run records it.",
+    )
 
 
 class JourneyInput(BaseModel):

@@ -51,7 +51,7 @@ async def start_entry(
         contact_id=contact.id,
         task_queue=task_queue,
         event=event,
-        admission=Admission(contact=contact) if admitted else None,
+        admission=Admission(contact=contact, entered_at=now) if admitted else None,
         **options,
     )
     assert handle.result_run_id is not None  # a start answers the run it began or reached
@@ -65,5 +65,6 @@ async def start_entry(
         correlation=correlation,
         step=journey.steps[0].id,
         at=now,
+        entered=admitted,
     )
     return handle

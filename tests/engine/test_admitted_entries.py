@@ -10,10 +10,11 @@ from temporal_journeys.journeys.records import JourneyEvent
 from temporal_journeys.journeys.spec import Journey
 from temporal_journeys.plugin import JourneysPlugin
 from temporal_journeys.store import contacts as contacts_store
+from temporal_journeys.store import stats as stats_store
 from temporal_journeys.store.db import Database
 from temporal_journeys.store.models import Enrollment
 from tests.support import harness as h
-from tests.support.specs import SHORT_WAIT
+from tests.support.specs import ABANDONED_CART, SHORT_WAIT
 
 
 async def _enter(
@@ -127,3 +128,41 @@ async def test_the_starters_row_names_the_entry_before_its_run_has_taken_a_step(
     async with Worker(client, task_queue=queue, plugins=[plugin]):
         result, _ = await h.finish(handle)
     assert result.status == "completed"
+
+
+async def test_an_admitted_cart_is_recorded_by_its_starter_and_its_sends_without_a_local_activity(
+    client: Client, engine_db: Database
+):
+    """The starter records the first step entered (the run keeps it in its trace at the
+    starter's moment), each send the wait after it (before its timer) and the last send the
+    end: the run never writes, and the funnel rows and their counters hold its whole trace."""
+    for template in ("cart-reminder", "cart-discount", "cart-last-chance"):
+        h.template(engine_db, template, subject="Your cart", text="Still there")
+    version, journey = h.publish(engine_db, ABANDONED_CART.format(key=h.unique("cart")))
+    contact = h.contact(engine_db)
+
+    cart = h.event("cart.abandoned", cart_id="c1")
+    handle = await _enter(engine_db, client, journey, version, contact, event=cart)
+    result, view = await h.finish(handle)
+
+    assert result.status == "completed"
+    assert len(h.messages(engine_db, contact)) == 3
+    history = await handle.fetch_history()
+    assert _admitted(history)
+    assert h.local_activities(history) == 0
+    enrollment = h.assert_recorded(engine_db, view, correlation="c1")
+    assert view.trace[0].at == enrollment.started_at  # the starter's moment
+    waits = [(e.step, e.kind) for e in view.trace if e.step in ("opened?", "wait-3d")]
+    assert waits == [
+        ("opened?", "entered"),
+        ("opened?", "timeout"),
+        ("wait-3d", "entered"),
+        ("wait-3d", "waited"),
+    ]
+    with engine_db.transaction() as session:
+        counted = stats_store.step_event_counts(session, journey.key)
+        grouped = stats_store.step_event_counts(
+            session, journey.key, stats_store.Window(since=enrollment.started_at)
+        )
+    assert sorted(counted) == sorted(grouped)
+    assert {(step, kind) for _, step, _, kind, _ in counted} >= {("wait-1h", "entered")}
