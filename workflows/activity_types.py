@@ -88,25 +88,26 @@ class _AfterTheSend(EnrollmentRef):
     variant: str | None
     reason: str | None
 
-    def _following(self) -> list[tuple[str | None, str, str | None]]:
-        raise NotImplementedError
-
-    def _status(self) -> tuple[str, str | None]:
-        raise NotImplementedError
-
-    def entries(self, result: SendMessageResult, at: datetime) -> list[TraceEntry]:
-        """The entries after ``earlier``: the send's outcome, then what follows it."""
-        kinds = [(self.step, result.status, result.reason), *self._following()]
+    def _entries(
+        self,
+        result: SendMessageResult,
+        at: datetime,
+        following: list[tuple[str | None, str, str | None]],
+    ) -> list[TraceEntry]:
+        """The send's outcome, then ``following`` (step, kind, detail), numbered after
+        ``earlier``."""
+        kinds = [(self.step, result.status, result.reason), *following]
         return [
             TraceEntry(seq=self.seq + n, at=at, step=step, kind=kind, detail=detail)
             for n, (step, kind, detail) in enumerate(kinds)
         ]
 
-    def progress(self, result: SendMessageResult, at: datetime) -> RecordProgressInput:
-        status, step = self._status()
+    def _progress(
+        self, entries: list[TraceEntry], status: str, step: str | None
+    ) -> RecordProgressInput:
         return RecordProgressInput(
             **self.ref(),
-            entries=[*self.earlier, *self.entries(result, at)],
+            entries=[*self.earlier, *entries],
             status=status,
             step=step,
             variant=self.variant,
@@ -120,12 +121,12 @@ class RunEnd(_AfterTheSend):
 
     exit_step: str | None = Field(description="The exit step after the send, if there is one.")
 
-    def _following(self) -> list[tuple[str | None, str, str | None]]:
+    def entries(self, result: SendMessageResult, at: datetime) -> list[TraceEntry]:
         entered = [(self.exit_step, "entered", None)] if self.exit_step is not None else []
-        return [*entered, (None, "completed", self.reason)]
+        return self._entries(result, at, [*entered, (None, "completed", self.reason)])
 
-    def _status(self) -> tuple[str, str | None]:
-        return "completed", None
+    def progress(self, result: SendMessageResult, at: datetime) -> RecordProgressInput:
+        return self._progress(self.entries(result, at), "completed", None)
 
 
 class WaitAhead(_AfterTheSend):
@@ -134,11 +135,11 @@ class WaitAhead(_AfterTheSend):
 
     wait_step: str = Field(description="The wait or wait_for step after the send.")
 
-    def _following(self) -> list[tuple[str | None, str, str | None]]:
-        return [(self.wait_step, "entered", None)]
+    def entries(self, result: SendMessageResult, at: datetime) -> list[TraceEntry]:
+        return self._entries(result, at, [(self.wait_step, "entered", None)])
 
-    def _status(self) -> tuple[str, str | None]:
-        return "running", self.wait_step
+    def progress(self, result: SendMessageResult, at: datetime) -> RecordProgressInput:
+        return self._progress(self.entries(result, at), "running", self.wait_step)
 
 
 RUN_ENDING_SENDS = ("sent", "skipped")
