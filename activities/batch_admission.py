@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
 from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
 from temporal_journeys.journeys.spec import Journey
@@ -49,6 +50,9 @@ async def in_held_transaction(
         return statements(connection, *args)
     return await asyncio.to_thread(statements, connection, *args)
 
+
+UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
+"""What a call answers when the server is down or too slow: every other call would wait too."""
 
 STARTS_IN_FLIGHT = 32
 """Starts a batch has in flight at once: enough to keep the server busy, few enough that one
@@ -107,10 +111,16 @@ async def start_entries(
         connection, enrollments_store.admissible_all, list(first), journey.re_entry, now
     )
     gate = asyncio.Semaphore(in_flight)
+    unreachable: RPCError | None = None
 
     async def start(n: int, admit: bool) -> None:
+        nonlocal unreachable
         entry = entries[n]
         async with gate:
+            if unreachable is not None:
+                # The server did not answer one start: the rest would each wait as long.
+                outcomes[n] = unreachable
+                return
             try:
                 outcomes[n] = await start_run(
                     client,
@@ -124,6 +134,8 @@ async def start_entries(
                 )
             except Exception as exc:  # noqa: BLE001 - answered for this entry alone
                 outcomes[n] = exc
+                if isinstance(exc, RPCError) and exc.status in UNREACHABLE:
+                    unreachable = exc
 
     await asyncio.gather(
         *(start(n, workflow_id in admissions.admitted) for workflow_id, n in first.items())

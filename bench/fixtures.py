@@ -8,6 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from temporal_journeys.journeys.validation import parse_journey
 from temporal_journeys.store import journeys as journeys_store
@@ -62,8 +66,8 @@ def enrollments(db: Database, journey_key: str, **where: Any) -> int:
 
 
 def entered(db: Database, journey_key: str, step: str) -> int:
-    """Runs whose own trace recorded entering ``step``: a starter's enrollment row names the
-    first step before the run has taken it, so its ``current_step`` proves nothing yet."""
+    """Runs whose trace recorded entering ``step``. For the first step, an admitting starter
+    records it (Postgres) before the run's first task: ``queued_tasks`` tells when those ran."""
     query = select(func.count(func.distinct(StepEvent.enrollment_id))).where(
         StepEvent.journey_key == journey_key,
         StepEvent.step_id == step,
@@ -71,6 +75,38 @@ def entered(db: Database, journey_key: str, step: str) -> int:
     )
     with db.transaction() as session:
         return session.scalar(query) or 0
+
+
+async def queued_tasks(client: Client, queue: str) -> int:
+    """Workflow tasks waiting on ``queue`` for a worker (the server's approximate count): a run
+    started but not yet run once has its first one there."""
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            report_stats=True,
+        )
+    )
+    return response.stats.approximate_backlog_count
+
+
+async def until_no_queued_tasks(client: Client, queue: str, seconds: float = 3600) -> float:
+    """Until the server counts no workflow task waiting on ``queue`` twice, a second apart (its
+    count is approximate); answers the ``perf_counter`` of the first of the two."""
+    deadline = time.monotonic() + seconds
+    quiet_since = None
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workflow tasks still queued on {queue} after {seconds:.0f} s")
+        now = time.perf_counter()
+        if await queued_tasks(client, queue) > 0:
+            quiet_since = None
+        elif quiet_since is not None:
+            return quiet_since
+        else:
+            quiet_since = now
+        await asyncio.sleep(1 if quiet_since is not None else 0.2)
 
 
 async def until(

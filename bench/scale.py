@@ -1,11 +1,13 @@
 """Many contacts waiting on a long timer: enrolment time, memory, database size; then a goal
 event for 10% of them and the time until those are converted.
 
-    .venv/bin/python -m bench.scale [--contacts 100000] [--quick]
+    .venv/bin/python -m bench.scale [--contacts 100000] [--quick] [--entry segment]
 
 Contacts enter through the API's enroll endpoint (16 requests of 250 at a time) into a journey
-that waits 30 days, sends and exits, with the goal ``purchase``. Measured: the time until the
-API accepted every enrolment and until every run waits on its timer, the worker's and the
+that waits 30 days, sends and exits, with the goal ``purchase``; with ``--entry segment``, the
+journey is entered from a segment instead, defined after it is published so that the segment's
+backfill takes every contact in at once and the relay begins their runs. Measured: the time
+until the API accepted every enrolment and until every run waits on its timer, the worker's and the
 Temporal dev server's memory (now and peak), the Postgres database and the dev server's SQLite
 file; then ``purchase`` for every tenth contact through ``/v1/batch`` and the time until those
 runs are converted. The reference, on the same server afterwards: a hand-written workflow that
@@ -66,6 +68,20 @@ async def enrol(url: str, key: dict[str, str], ids: list[str], progress: Progres
     await asyncio.gather(*(client(chunks[i::16]) for i in range(16)))
 
 
+SEGMENT = "bench-scale-everyone"
+
+
+async def enter_segment(url: str, key: dict[str, str], n: int, progress: Progress) -> None:
+    """Define a segment every contact is in; back when its backfill has taken them all in."""
+    async with httpx.AsyncClient(base_url=url, headers=key, timeout=600) as http:
+        body = {"name": "Everyone", "condition": {"trait": "plan", "exists": True}}
+        (await http.put(f"/v1/segments/{SEGMENT}", json=body)).raise_for_status()
+        while progress.done < n:
+            await asyncio.sleep(0.5)
+            response = await http.get(f"/v1/segments/{SEGMENT}/count")
+            progress.done = response.raise_for_status().json()["count"]
+
+
 async def goal(url: str, key: dict[str, str], ids: list[str]) -> None:
     async with httpx.AsyncClient(base_url=url, headers=key, timeout=600) as http:
         for start in range(0, len(ids), 500):
@@ -76,8 +92,9 @@ async def goal(url: str, key: dict[str, str], ids: list[str]) -> None:
             (await http.post("/v1/batch", json={"batch": calls})).raise_for_status()
 
 
-async def reference(client: Client, count: int) -> tuple[float, float]:
-    """Starts per second and conversions per second of the hand-written waiter."""
+async def reference(client: Client, count: int) -> tuple[float, float, float]:
+    """Starts per second, runs waiting on their timer per second (every start's first task
+    run), and conversions per second of the hand-written waiter."""
     gate = asyncio.Semaphore(32)
     ids = [f"waiter-{n}" for n in range(count)]
 
@@ -95,8 +112,14 @@ async def reference(client: Client, count: int) -> tuple[float, float]:
     began = time.perf_counter()
     await asyncio.gather(*(start(i) for i in ids))
     started = time.perf_counter()
+    waiting = await fixtures.until_no_queued_tasks(client, QUEUE)
+    converting = time.perf_counter()
     await asyncio.gather(*(convert(i) for i in ids))
-    return count / (started - began), count / (time.perf_counter() - started)
+    return (
+        count / (started - began),
+        count / (waiting - began),
+        count / (time.perf_counter() - converting),
+    )
 
 
 def database_mib(db: Database) -> float:
@@ -109,9 +132,16 @@ def file_mib(path: Path) -> float:
     return sum(f.stat().st_size for f in files if f.exists()) / 2**20
 
 
-def report_enrolment(n: int, accepted: float, all_waiting: float, cpu: dict[str, float]) -> None:
+def report_enrolment(
+    n: int, accepted: float, all_waiting: float, cpu: dict[str, float], entry: str
+) -> None:
+    how = (
+        "POST /v1/journeys/{key}/enroll"
+        if entry == "enroll"
+        else "a segment's backfill (accepted: all in the segment)"
+    )
     print(
-        f"enrolment through POST /v1/journeys/{{key}}/enroll: accepted in {accepted:.1f} s "
+        f"enrolment through {how}: accepted in {accepted:.1f} s "
         f"({n / accepted:.0f}/s), every run waiting after {all_waiting:.1f} s "
         f"({n / all_waiting:.0f}/s, {1000 * all_waiting / n:.2f} ms per contact)"
     )
@@ -141,6 +171,12 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 contacts")
     parser.add_argument("--sqlite-pragma", action="append", help="as in bench.throughput")
     parser.add_argument(
+        "--entry",
+        choices=["enroll", "segment"],
+        default="enroll",
+        help="how contacts enter: the enroll API, or a segment's backfill and the relay",
+    )
+    parser.add_argument(
         "--history-contacts",
         type=int,
         default=None,
@@ -158,7 +194,10 @@ async def main() -> None:
     with stack.database() as url, stack.dev_server(args.sqlite_pragma) as server:
         db = Database(url)
         fixtures.contacts(db, ids)
-        fixtures.journey(db, JOURNEY)
+        journey = (
+            JOURNEY if args.entry == "enroll" else {**JOURNEY, "trigger": {"segment": SEGMENT}}
+        )
+        fixtures.journey(db, journey)
         key = fixtures.admin_key(db)
         env = stack.settings_env(url, server.address, QUEUE)
         with stack.worker(env) as worker, stack.api(env) as api_url:
@@ -166,8 +205,12 @@ async def main() -> None:
             cpu = {name: stack.cpu_seconds(pid) for name, pid in pids.items()}
             before_mib = database_mib(db)
             began = time.perf_counter()
-            with Progress("enrolled by the API", n, every=10) as progress:
-                await enrol(api_url, key, ids, progress)
+            if args.entry == "enroll":
+                with Progress("enrolled by the API", n, every=10) as progress:
+                    await enrol(api_url, key, ids, progress)
+            else:
+                with Progress("in the segment", n, every=10) as progress:
+                    await enter_segment(api_url, key, n, progress)
             accepted = time.perf_counter() - began
             with Progress("waiting on the timer", n, every=10) as progress:
 
@@ -179,9 +222,12 @@ async def main() -> None:
                 await fixtures.until(
                     waiting, "every run to wait", seconds=max(3600, n / 10), every=1
                 )
-            all_waiting = time.perf_counter() - began
+            # The first step was recorded by the starter: each run waits once its first task
+            # ran, when none is queued any more.
+            client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+            all_waiting = await fixtures.until_no_queued_tasks(client, QUEUE) - began
             cpu = {name: stack.cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
-            report_enrolment(n, accepted, all_waiting, cpu)
+            report_enrolment(n, accepted, all_waiting, cpu, args.entry)
             report_footprint(n, pids, db, before_mib, server)
 
             began = time.perf_counter()
@@ -200,13 +246,14 @@ async def main() -> None:
                 f"signal, run converted): {rate:.0f} conversions/s",
                 flush=True,
             )
-            client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-            starts, conversions = await reference(client, len(converting))
+            starts, waiters, conversions = await reference(client, len(converting))
         db.dispose()
     print(
         f"reference on the same server, a hand-written waiter started and signalled by a client "
-        f"directly ({len(converting):,}): {starts:.0f} starts/s (enrolments accepted by the API: "
-        f"ratio {n / accepted / starts:.2f}), {conversions:.0f} conversions/s (ratio "
+        f"directly ({len(converting):,}): {starts:.0f} starts/s (enrolments accepted: ratio "
+        f"{n / accepted / starts:.2f}), {waiters:.0f}/s waiting on their timer (every run "
+        f"waiting: ratio {n / all_waiting / waiters:.2f}; to the starts: "
+        f"{n / all_waiting / starts:.2f}), {conversions:.0f} conversions/s (ratio "
         f"{rate / conversions:.2f})"
     )
     if not args.no_history:

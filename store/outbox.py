@@ -25,6 +25,7 @@ class Claim:
 
     entry_id: int
     contact_id: str
+    event_name: str
 
 
 def add(session: Session, rows: list[tuple[int, str]]) -> None:
@@ -103,7 +104,7 @@ async def claim(db: Database, limit: int) -> AsyncIterator[list[Claim]]:
     try:
         with connection.begin():
             rows = connection.execute(_claim_query(limit, postgres)).all()
-        yield sorted(Claim(entry_id, contact_id) for entry_id, contact_id in rows)
+        yield sorted(Claim(*row) for row in rows)
     finally:
         _release(connection, postgres)
 
@@ -112,9 +113,12 @@ async def claim(db: Database, limit: int) -> AsyncIterator[list[Claim]]:
 CLAIM_WINDOW = 4
 
 
-def _claim_query(limit: int, postgres: bool) -> Select[tuple[int, str]]:
+def _claim_query(limit: int, postgres: bool) -> Select[tuple[int, str, str]]:
     oldest = (
-        select(OutboxEntry.id, OutboxEntry.contact_id).where(_pending()).order_by(OutboxEntry.id)
+        select(OutboxEntry.id, OutboxEntry.contact_id, Event.name)
+        .join(Event, Event.id == OutboxEntry.event_id)
+        .where(_pending())
+        .order_by(OutboxEntry.id)
     )
     if not postgres:
         return oldest.limit(limit)
@@ -126,7 +130,7 @@ def _claim_query(limit: int, postgres: bool) -> Select[tuple[int, str]]:
     # query has no sort of its own, so its LIMIT stops it at ``limit`` locks; the caller sorts.
     window = oldest.limit(limit * CLAIM_WINDOW).cte("oldest").prefix_with("MATERIALIZED")
     return (
-        select(window.c.id, window.c.contact_id)
+        select(window.c.id, window.c.contact_id, window.c.name)
         .where(func.pg_try_advisory_lock(func.hashtext(window.c.contact_id)))
         .limit(limit)
     )
@@ -149,15 +153,21 @@ def _release(connection: Connection, postgres: bool) -> None:
 def take(session: Session, entry_id: int) -> tuple[OutboxEntry, Event] | None:
     """A claimed entry and its event, locked for the caller's transaction; ``None`` when it is no
     longer pending (delivered by a relay that held the contact before, parked or erased)."""
+    taken = take_all(session, [entry_id])
+    return taken[0] if taken else None
+
+
+def take_all(session: Session, entry_ids: list[int]) -> list[tuple[OutboxEntry, Event]]:
+    """``take`` for several claimed entries in one statement: those still pending, in id order."""
     query = (
         select(OutboxEntry, Event)
         .join(Event, Event.id == OutboxEntry.event_id)
-        .where(OutboxEntry.id == entry_id, _pending())
+        .where(OutboxEntry.id.in_(entry_ids), _pending())
+        .order_by(OutboxEntry.id)
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=OutboxEntry)
-    row = session.execute(query).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return [(entry, event) for entry, event in session.execute(query).all()]
 
 
 def remove(session: Session, entry: OutboxEntry) -> None:

@@ -13,6 +13,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporal_journeys.activities.batch_admission import (
     STARTS_IN_FLIGHT as STARTS_IN_FLIGHT,
 )
+from temporal_journeys.activities.batch_admission import UNREACHABLE as UNREACHABLE
 from temporal_journeys.activities.batch_admission import Entry as Entry
 from temporal_journeys.activities.batch_admission import (
     in_held_transaction as in_held_transaction,

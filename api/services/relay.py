@@ -6,7 +6,11 @@ that later happens to another event can send it again. If Temporal is unreachabl
 ``RPCError``) the contact's remaining events stay queued, in order, for the next pass. An event
 the client refuses before any call is made (it cannot be encoded, its payload is too large: any
 other exception) would be refused on every retry: it is parked with its error, and the
-contact's later events go on past it (docs/operating.md, "Parked events", says why)."""
+contact's later events go on past it (docs/operating.md, "Parked events", says why).
+
+Segment entries are the exception to one transaction per event: a backfill or a refresh queues
+thousands at once, so the entries that come first for their contacts in a pass are routed
+together, their runs begun in batches (``start_entries``), each entry's fate its own."""
 
 from __future__ import annotations
 
@@ -17,16 +21,25 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from temporal_journeys.api import metrics
-from temporal_journeys.api.services.admission import start_entry
+from temporal_journeys.api.services.admission import (
+    STARTS_IN_FLIGHT,
+    UNREACHABLE,
+    Entry,
+    in_held_transaction,
+    start_entries,
+    start_entry,
+)
 from temporal_journeys.api.services.routing import Router, Signal, Start
 from temporal_journeys.api.temporal import TemporalConnection
 from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
+from temporal_journeys.journeys.segments import SEGMENT_ENTERED
 from temporal_journeys.journeys.settings import Settings
 from temporal_journeys.journeys.spec import Journey
 from temporal_journeys.store import contacts as contacts_store
@@ -40,7 +53,6 @@ from temporal_journeys.workflows.starter import CannotEnroll
 
 log = logging.getLogger("journeys.relay")
 RPC_TIMEOUT = timedelta(seconds=5)
-UNREACHABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED)
 GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION)
 
 
@@ -142,6 +154,22 @@ class OutboxRelay:
         queues: dict[str, list[outbox.Claim]] = defaultdict(list)
         for claim in claimed:
             queues[claim.contact_id].append(claim)
+        # A backfill or a refresh moves thousands of contacts into a segment at once: the
+        # contacts whose next event is such an entry go first, admitted together.
+        entering = [
+            claims[0] for claims in queues.values() if claims[0].event_name == SEGMENT_ENTERED
+        ]
+        outcomes: list[Outcome] = []
+        if entering:
+            entered = await self._deliver_entries(client, router, entering)
+            outcomes += entered
+            for claim, outcome in zip(entering, entered, strict=True):
+                if outcome in (Outcome.RETRY, Outcome.DOWN):
+                    del queues[claim.contact_id]  # its later events wait behind it
+                else:
+                    queues[claim.contact_id].pop(0)
+            if Outcome.DOWN in entered:
+                return outcomes
         gate = asyncio.Semaphore(self._concurrency)
         down = False
 
@@ -162,13 +190,124 @@ class OutboxRelay:
             return outcomes
 
         results = await asyncio.gather(
-            *(one_contact(claims) for claims in queues.values()), return_exceptions=True
+            *(one_contact(claims) for claims in queues.values() if claims),
+            return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):
                 # After every task ended; what they delivered is committed already.
                 raise result
-        return [outcome for result in results for outcome in result]  # type: ignore[union-attr]
+        return outcomes + [outcome for result in results for outcome in result]  # type: ignore[union-attr]
+
+    async def _deliver_entries(
+        self, client: Client, router: Router, claims: list[outbox.Claim]
+    ) -> list[Outcome]:
+        """Route several contacts' segment entries in one transaction: the journeys they begin
+        admitted as batches (``start_entries``: one round of writes per journey, not per
+        contact), the runs that want the event signalled, every entry's fate committed
+        together. An outcome per claim, in order; each is what ``_deliver_event`` would say."""
+        session = self._db.sessions()
+        try:
+            await asyncio.to_thread(session.connection)
+            taken = {
+                entry.id: (entry, event)
+                for entry, event in outbox.take_all(session, [claim.entry_id for claim in claims])
+            }
+            connection = session.connection()
+            contacts = await in_held_transaction(
+                connection,
+                contacts_store.load_snapshots,
+                [entry.contact_id for entry, _ in taken.values()],
+            )
+            running: dict[str, list[Enrollment]] = defaultdict(list)
+            for enrollment in enrollments_store.running_for(session, list(contacts)):
+                running[enrollment.contact_id].append(enrollment)
+            events = {entry_id: journey_event(event) for entry_id, (_, event) in taken.items()}
+            failures, signalled = await self._start_all(
+                client, connection, router, taken, contacts, events
+            )
+            gate = asyncio.Semaphore(STARTS_IN_FLIGHT)
+
+            async def tell_running(entry_id: int, contact_id: str) -> None:
+                async with gate:
+                    try:
+                        for enrollment in running[contact_id]:
+                            if enrollment.workflow_id not in signalled[entry_id] and _wanted(
+                                session, router, enrollment, events[entry_id]
+                            ):
+                                await self._signal(
+                                    client, Signal(enrollment.workflow_id), events[entry_id]
+                                )
+                    except SQLAlchemyError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - this entry's fate alone
+                        failures[entry_id] = exc
+
+            told = await asyncio.gather(
+                *(
+                    tell_running(entry_id, entry.contact_id)
+                    for entry_id, (entry, _) in taken.items()
+                    if entry_id not in failures
+                ),
+                return_exceptions=True,
+            )
+            for result in told:
+                if isinstance(result, BaseException):
+                    raise result  # the database's failure: every entry rolled back, tried again
+            outcomes = [
+                Outcome.GONE
+                if claim.entry_id not in taken
+                else self._settle(session, *taken[claim.entry_id], failures.get(claim.entry_id))
+                for claim in claims
+            ]
+            session.commit()
+            return outcomes
+        finally:
+            session.close()
+
+    async def _start_all(
+        self,
+        client: Client,
+        connection: Connection,
+        router: Router,
+        taken: dict[int, tuple[OutboxEntry, Event]],
+        contacts: dict[str, ContactSnapshot],
+        events: dict[int, JourneyEvent],
+    ) -> tuple[dict[int, Exception], dict[int, set[str]]]:
+        """The runs the entries begin, a batch per journey version. Answers what a start
+        raised, by entry (its failure), and the runs each entry began or reached (which are
+        not signalled the event again)."""
+        failures: dict[int, Exception] = {}
+        signalled: dict[int, set[str]] = defaultdict(set)
+        batches: dict[tuple[str, int], tuple[Start, list[int]]] = {}
+        for entry_id, (entry, _) in taken.items():
+            for start in router.starts(events[entry_id], contacts[entry.contact_id]):
+                batch = batches.setdefault((start.journey.key, start.version), (start, []))
+                batch[1].append(entry_id)
+        for start, entry_ids in batches.values():
+            answers = await start_entries(
+                client,
+                connection,
+                journey=start.journey,
+                version=start.version,
+                entries=[Entry(contacts[taken[n][0].contact_id], events[n]) for n in entry_ids],
+                task_queue=self._settings.task_queue,
+                buffer_size=self._settings.event_buffer_size,
+                rpc_timeout=RPC_TIMEOUT,
+            )
+            for entry_id, answer in zip(entry_ids, answers, strict=True):
+                if isinstance(answer, CannotEnroll):
+                    log.info(
+                        "event %s not entered into %s: %s",
+                        events[entry_id].id,
+                        start.journey.key,
+                        answer,
+                    )
+                elif isinstance(answer, Exception):
+                    failures.setdefault(entry_id, answer)
+                else:
+                    signalled[entry_id].add(answer.id)
+        return failures, signalled
 
     async def _deliver_event(self, client: Client, router: Router, claim: outbox.Claim) -> Outcome:
         """Route one event and commit what became of it, before the contact's next one."""
@@ -193,19 +332,30 @@ class OutboxRelay:
         contact = contacts_store.snapshot(contacts_store.get_or_create(session, entry.contact_id))
         running = enrollments_store.running_for(session, [entry.contact_id])
         try:
-            await self._route(client, session, router, event, contact, running)
-        except RPCError as exc:
-            outbox.failed(session, entry, str(exc))
-            metrics.RELAY_ERRORS.inc()
-            return Outcome.DOWN if exc.status in UNREACHABLE else Outcome.RETRY
+            await self._route(client, session, router, journey_event(event), contact, running)
         except SQLAlchemyError:
             raise  # the database failed, not the event: rolled back, tried on the next pass
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - settled below, as this event's fate
+            return self._settle(session, entry, event, exc)
+        return self._settle(session, entry, event, None)
+
+    @staticmethod
+    def _settle(
+        session: Session, entry: OutboxEntry, event: Event, failure: Exception | None
+    ) -> Outcome:
+        """What becomes of the entry, in the caller's transaction, after its routing raised
+        ``failure`` (or nothing)."""
+        if isinstance(failure, RPCError):
+            outbox.failed(session, entry, str(failure))
+            metrics.RELAY_ERRORS.inc()
+            return Outcome.DOWN if failure.status in UNREACHABLE else Outcome.RETRY
+        if failure is not None:
             # Refused before any call: the same event would be refused on every retry. What it
-            # did start before the refusal is kept (the transaction commits with the entry parked).
-            # The class only: the error text may quote the event, which may hold personal data.
-            log.warning("event %s parked: %s", event.message_id, type(exc).__name__)
-            outbox.park(session, entry, f"{type(exc).__name__}: {exc}")
+            # did start before the refusal is kept (the transaction commits with the entry
+            # parked). The class only: the error text may quote the event, which may hold
+            # personal data.
+            log.warning("event %s parked: %s", event.message_id, type(failure).__name__)
+            outbox.park(session, entry, f"{type(failure).__name__}: {failure}")
             metrics.RELAY_ERRORS.inc()
             return Outcome.PARKED
         outbox.remove(session, entry)
@@ -218,30 +368,20 @@ class OutboxRelay:
         client: Client,
         session: Session,
         router: Router,
-        event: Event,
+        event: JourneyEvent,
         contact: ContactSnapshot,
         running: list[Enrollment],
     ) -> None:
-        journey_event = JourneyEvent(
-            id=event.message_id,
-            name=event.name,
-            properties=event.properties,
-            timestamp=event.timestamp,
-        )
         signalled = set()
-        for start in router.starts(journey_event, contact):
-            started = await self._start(client, session, start, journey_event, contact, running)
+        for start in router.starts(event, contact):
+            started = await self._start(client, session, start, event, contact, running)
             if started is not None:
                 signalled.add(started)
         for enrollment in list(running):
-            if enrollment.workflow_id in signalled:
-                continue
-            spec = journeys_store.version_spec(session, enrollment.journey_key, enrollment.version)
-            wanted = spec is not None and router.wants(
-                spec, enrollment.version, journey_event, enrollment.correlation
-            )
-            if wanted:
-                await self._signal(client, Signal(enrollment.workflow_id), journey_event)
+            if enrollment.workflow_id not in signalled and _wanted(
+                session, router, enrollment, event
+            ):
+                await self._signal(client, Signal(enrollment.workflow_id), event)
 
     async def _start(
         self,
@@ -283,3 +423,20 @@ class OutboxRelay:
             if exc.status not in GONE:
                 raise
             # The run ended between its last report and now: nothing left to tell it.
+
+
+def journey_event(event: Event) -> JourneyEvent:
+    return JourneyEvent(
+        id=event.message_id,
+        name=event.name,
+        properties=event.properties,
+        timestamp=event.timestamp,
+    )
+
+
+def _wanted(session: Session, router: Router, enrollment: Enrollment, event: JourneyEvent) -> bool:
+    """Whether the contact's running run gets the event (``Router.wants``)."""
+    spec = journeys_store.version_spec(session, enrollment.journey_key, enrollment.version)
+    return spec is not None and router.wants(
+        spec, enrollment.version, event, enrollment.correlation
+    )
