@@ -13,20 +13,18 @@ import yaml
 from sqlalchemy import event, select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from temporal_journeys.activities.date_entry import DateEntryActivities, Due
 from temporal_journeys.api.services.journeys import ENROLL_CHUNK, enroll
 from temporal_journeys.journeys.records import ContactSnapshot
 from temporal_journeys.journeys.settings import Settings
 from temporal_journeys.journeys.spec import DateAttributeTrigger
-from temporal_journeys.plugin import JourneysPlugin
 from temporal_journeys.store import contacts as contacts_store
 from temporal_journeys.store.db import Database
 from temporal_journeys.store.models import Enrollment
 from temporal_journeys.workflows.date_entry import AdmitDatesResult
 from tests.support import harness as h
-from tests.support.leftovers import end_open_runs
+from tests.support.own_worker import own_worker
 
 # An hour's wait: a run enrolled here is still running when the next enrolment comes.
 WAITING = """
@@ -45,23 +43,9 @@ steps:
 async def engine(
     database_url: str, time_env: WorkflowEnvironment
 ) -> AsyncIterator[tuple[Database, str]]:
-    """A worker of its own on the backend under test, and the API's own ``Database`` (so the
-    statements counted are the enrolment's alone, not the worker's)."""
-    queue = h.unique("batch-admission")
-    settings = Settings(database_url=database_url, task_queue=queue, sms_quiet_hours="")
-    worker_db, api_db = Database(database_url), Database(database_url)
-    try:
-        async with Worker(
-            time_env.client, task_queue=queue, plugins=[JourneysPlugin(settings, db=worker_db)]
-        ):
-            try:
-                yield api_db, queue
-            finally:
-                # Never leave a run waiting on a queue whose worker goes away.
-                await end_open_runs(time_env.client, queue=queue, reason="batch admission test")
-    finally:
-        api_db.dispose()
-        worker_db.dispose()
+    """A worker of its own on the backend under test, and the API's own ``Database``."""
+    async with own_worker(time_env.client, database_url, "batch-admission") as (settings, db):
+        yield db, settings.task_queue
 
 
 @contextmanager

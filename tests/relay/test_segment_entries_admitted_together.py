@@ -30,8 +30,8 @@ from temporal_journeys.store.models import Enrollment, OutboxEntry
 from tests.engine.test_batch_admission import statements
 from tests.support import harness as h
 from tests.support.dev_server import DevServer
-from tests.support.leftovers import end_open_runs
 from tests.support.outbox import pending
+from tests.support.own_worker import own_worker
 
 # Until the contact orders or an hour passes: an order queued behind the entry ends the run.
 JOURNEY = """
@@ -54,20 +54,8 @@ async def relay(
 ) -> AsyncIterator[OutboxRelay]:
     """A worker of its own on the backend under test, and a relay on a ``Database`` of its own
     (so the statements counted are the relay's alone, not the worker's)."""
-    queue = h.unique("segment-entries")
-    settings = Settings(database_url=database_url, task_queue=queue, sms_quiet_hours="")
-    worker_db, relay_db = Database(database_url), Database(database_url)
-    try:
-        async with Worker(
-            time_env.client, task_queue=queue, plugins=[JourneysPlugin(settings, db=worker_db)]
-        ):
-            try:
-                yield OutboxRelay(relay_db, TemporalConnection(settings, time_env.client), settings)
-            finally:
-                await end_open_runs(time_env.client, queue=queue, reason="segment entries test")
-    finally:
-        relay_db.dispose()
-        worker_db.dispose()
+    async with own_worker(time_env.client, database_url, "segment-entries") as (settings, own):
+        yield OutboxRelay(own, TemporalConnection(settings, time_env.client), settings)
 
 
 def _queue_order(db: Database, user: str) -> None:
