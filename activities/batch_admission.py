@@ -20,7 +20,13 @@ from temporal_journeys.store import date_entry as date_store
 from temporal_journeys.store import enrollments as enrollments_store
 from temporal_journeys.store import journeys as journeys_store
 from temporal_journeys.store.db import Database
-from temporal_journeys.workflows.starter import CannotEnroll, correlation_of, run_names, start_run
+from temporal_journeys.workflows.starter import (
+    CannotEnroll,
+    correlation_of,
+    entry_id_of,
+    run_names,
+    start_run,
+)
 from temporal_journeys.workflows.types import Admission
 
 T = TypeVar("T")
@@ -145,10 +151,9 @@ async def start_entries(
     starts = []
     for n, outcome in enumerate(outcomes):
         if isinstance(outcome, WorkflowHandle):
-            assert outcome.result_run_id is not None  # a start answers the run it began or reached
             starts.append(
                 {
-                    "enrollment_id": outcome.result_run_id,
+                    "enrollment_id": entry_id_of(outcome),
                     "workflow_id": outcome.id,
                     "journey_key": journey.key,
                     "version": version,

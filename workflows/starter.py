@@ -99,6 +99,15 @@ def correlation_of(journey: Journey, event: JourneyEvent | None) -> str | None:
     return str(value)
 
 
+def entry_id_of(handle: WorkflowHandle) -> str:
+    """The id the entry a start began or reached is recorded under: the first run's of its
+    chain (``JourneyWorkflow._entry_id``), not the latest one's, which a run alive for a while
+    may have continued as new into."""
+    run_id = handle.first_execution_run_id or handle.result_run_id
+    assert run_id is not None  # a start answers the run it began or reached
+    return run_id
+
+
 async def start_run(
     client: Client,
     *,
@@ -161,7 +170,10 @@ async def start_run(
                 rpc_timeout=rpc_timeout,
             )
         except WorkflowAlreadyStartedError as alive:
-            handle = client.get_workflow_handle(target, run_id=alive.run_id)
+            # The run alive may have continued as new: its chain's first run keys the entry.
+            handle = client.get_workflow_handle(
+                target, run_id=alive.run_id, first_execution_run_id=alive.first_run_id
+            )
             if event is None:
                 return handle
             try:

@@ -22,7 +22,12 @@ from temporal_journeys.activities.batch_admission import start_entries as start_
 from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
 from temporal_journeys.journeys.spec import Journey
 from temporal_journeys.store import enrollments as enrollments_store
-from temporal_journeys.workflows.starter import correlation_of, run_names, start_run
+from temporal_journeys.workflows.starter import (
+    correlation_of,
+    entry_id_of,
+    run_names,
+    start_run,
+)
 from temporal_journeys.workflows.types import Admission
 
 
@@ -55,10 +60,9 @@ async def start_entry(
         admission=Admission(contact=contact, entered_at=now) if admitted else None,
         **options,
     )
-    assert handle.result_run_id is not None  # a start answers the run it began or reached
     enrollments_store.record_start(
         connection,
-        enrollment_id=handle.result_run_id,
+        enrollment_id=entry_id_of(handle),
         workflow_id=handle.id,
         journey_key=journey.key,
         version=version,

@@ -49,7 +49,7 @@ from temporal_journeys.store import outbox
 from temporal_journeys.store.db import Database
 from temporal_journeys.store.models import Enrollment, Event, OutboxEntry
 from temporal_journeys.workflows.contract import EVENT_SIGNAL
-from temporal_journeys.workflows.starter import CannotEnroll
+from temporal_journeys.workflows.starter import CannotEnroll, entry_id_of
 
 log = logging.getLogger("journeys.relay")
 RPC_TIMEOUT = timedelta(seconds=5)
@@ -409,7 +409,7 @@ class OutboxRelay:
             return None
         if all(enrollment.workflow_id != handle.id for enrollment in running):
             # Recorded by start_entry, so the contact's next events find the run.
-            stored = enrollments_store.get(session, handle.result_run_id)
+            stored = enrollments_store.get(session, entry_id_of(handle))
             if stored is not None:
                 running.append(stored)
         return handle.id

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -13,7 +16,9 @@ from temporal_journeys.store import contacts as contacts_store
 from temporal_journeys.store import stats as stats_store
 from temporal_journeys.store.db import Database
 from temporal_journeys.store.models import Enrollment
+from temporal_journeys.workflows.contract import EVENT_SIGNAL
 from tests.support import harness as h
+from tests.support.dev_engine import DevEngine
 from tests.support.specs import ABANDONED_CART, SHORT_WAIT
 
 
@@ -25,6 +30,7 @@ async def _enter(
     contact_id: str,
     event: JourneyEvent | None = None,
     task_queue: str = h.TASK_QUEUE,
+    **options: Any,
 ) -> WorkflowHandle:
     async with db.held_connection() as connection:
         return await start_entry(
@@ -35,6 +41,7 @@ async def _enter(
             contact=contacts_store.load_snapshot(connection, contact_id),
             task_queue=task_queue,
             event=event or h.event("user.signed_up"),
+            **options,
         )
 
 
@@ -166,3 +173,71 @@ async def test_an_admitted_cart_is_recorded_by_its_starter_and_its_sends_without
         )
     assert sorted(counted) == sorted(grouped)
     assert {(step, kind) for _, step, _, kind, _ in counted} >= {("wait-1h", "entered")}
+
+
+# Each page view goes round the loop: a few of them make the run continue as new.
+VIEWS = """
+key: {key}
+name: Counts page views
+trigger: {{event: lead.created}}
+exit_on: [{{event: unsubscribed}}]
+steps:
+  - id: viewed?
+    wait_for: {{event: page.viewed, timeout: P30D}}
+    on_timeout: done
+  - id: count
+    update: {{score: {{views: 1}}}}
+    next: viewed?
+  - id: done
+    exit: {{}}
+"""
+
+
+async def test_a_trigger_that_reaches_a_run_continued_as_new_records_no_second_entry(
+    dev_engine: DevEngine, engine_db: Database
+):
+    """The run alive answers the start with its latest run id; the entry stays recorded under
+    its first one's (a real server says which: the time-skipping one does not)."""
+    client = dev_engine.client
+    version, journey = h.publish(engine_db, VIEWS.format(key=h.unique("views")))
+    contact = h.contact(engine_db)
+    lead = h.event("lead.created")
+    first = await _enter(
+        engine_db,
+        client,
+        journey,
+        version,
+        contact,
+        lead,
+        dev_engine.task_queue,
+        continue_as_new_after=12,
+    )
+    latest = client.get_workflow_handle(first.id)
+    for _ in range(4):
+        await latest.signal(EVENT_SIGNAL, h.event("page.viewed"))
+
+    async def continued() -> bool:
+        return (await latest.describe()).run_id != first.result_run_id
+
+    for _ in range(100):
+        if await continued():
+            break
+        await asyncio.sleep(0.1)
+    assert await continued(), "the run never continued as new"
+
+    again = await _enter(
+        engine_db,
+        client,
+        journey,
+        version,
+        contact,
+        h.event("lead.created"),
+        dev_engine.task_queue,
+    )
+    assert again.id == first.id and again.result_run_id != first.result_run_id
+    assert again.first_execution_run_id == first.result_run_id
+    with engine_db.transaction() as session:
+        rows = session.query(Enrollment).filter_by(workflow_id=first.id).all()
+    assert [(row.id, row.status) for row in rows] == [(first.result_run_id, "running")]
+    await latest.signal(EVENT_SIGNAL, h.event("unsubscribed"))
+    assert (await latest.result())["status"] == "exited"
