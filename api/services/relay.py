@@ -10,7 +10,8 @@ contact's later events go on past it (docs/operating.md, "Parked events", says w
 
 Segment entries are the exception to one transaction per event: a backfill or a refresh queues
 thousands at once, so the entries that come first for their contacts in a pass are routed
-together, their runs begun in batches (``start_entries``), each entry's fate its own."""
+together (``ENTRIES_AT_ONCE`` to a transaction), their runs begun in batches
+(``start_entries``), each entry's fate its own."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ from temporal_journeys.workflows.starter import CannotEnroll, entry_id_of
 
 log = logging.getLogger("journeys.relay")
 RPC_TIMEOUT = timedelta(seconds=5)
+ENTRIES_AT_ONCE = 50
+"""Segment entries routed in one transaction: it holds their contacts' rows and run locks (on
+SQLite, the database's write lock) while their starts go out, as an enroll API chunk does."""
 GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION)
 
 
@@ -160,10 +164,11 @@ class OutboxRelay:
             claims[0] for claims in queues.values() if claims[0].event_name == SEGMENT_ENTERED
         ]
         outcomes: list[Outcome] = []
-        if entering:
-            entered = await self._deliver_entries(client, router, entering)
+        for first in range(0, len(entering), ENTRIES_AT_ONCE):
+            chunk = entering[first : first + ENTRIES_AT_ONCE]
+            entered = await self._deliver_entries(client, router, chunk)
             outcomes += entered
-            for claim, outcome in zip(entering, entered, strict=True):
+            for claim, outcome in zip(chunk, entered, strict=True):
                 if outcome in (Outcome.RETRY, Outcome.DOWN):
                     del queues[claim.contact_id]  # its later events wait behind it
                 else:
