@@ -8,13 +8,14 @@ shared memory") for every connection, the relay's and the API's alike."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, insert, select, text
 
 from temporal_journeys.store import outbox
 from temporal_journeys.store.db import Database
-from temporal_journeys.store.models import OutboxEntry
+from temporal_journeys.store.models import Event, OutboxEntry
 
 BACKLOG = 20_000
 
@@ -22,10 +23,26 @@ BACKLOG = 20_000
 @pytest.fixture
 def backlog_db(own_postgres_url: str) -> Iterator[Database]:
     db = Database(own_postgres_url)
+    now = datetime.now(UTC)
     with db.engine.begin() as connection:
         connection.execute(
+            insert(Event),
+            [
+                {
+                    "id": n,
+                    "message_id": f"m-{n}",
+                    "contact_id": f"contact-{n}",
+                    "name": "page.viewed",
+                    "properties": {},
+                    "timestamp": now,
+                    "received_at": now,
+                }
+                for n in range(1, BACKLOG + 1)
+            ],
+        )
+        connection.execute(
             insert(OutboxEntry),
-            [{"event_id": n, "contact_id": f"contact-{n}"} for n in range(BACKLOG)],
+            [{"event_id": n, "contact_id": f"contact-{n}"} for n in range(1, BACKLOG + 1)],
         )
     yield db
     db.dispose()
@@ -41,6 +58,7 @@ async def test_a_claim_on_a_long_backlog_locks_only_its_batch(backlog_db: Databa
     async with outbox.claim(backlog_db, 100) as claimed:
         assert [c.entry_id for c in claimed] == sorted(c.entry_id for c in claimed)
         assert len(claimed) == 100
+        assert {c.event_name for c in claimed} == {"page.viewed"}
         assert _advisory_locks(backlog_db) == 100
     assert _advisory_locks(backlog_db) == 0
 
