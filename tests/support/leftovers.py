@@ -57,11 +57,15 @@ async def _settled(handle: WorkflowHandle, queue: str | None) -> bool:
     become idle in time."""
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
+        # The history first, then the describe: a task finishing between the two schedules
+        # its activities before the describe, which then shows them. In the other order, the
+        # describe could miss an activity that the task then scheduled.
+        due = await _task_due(handle)
         # The test server's listing leaves the task queue out; a describe has it.
         described = await handle.describe()
         if queue is not None and described.task_queue != queue:
             return False
-        idle = not described.raw_description.pending_activities and not await _task_due(handle)
+        idle = not due and not described.raw_description.pending_activities
         if idle:
             return True
         if time.monotonic() > deadline:
