@@ -19,6 +19,7 @@ from temporal_journeys.activities.broadcast import BroadcastActivities
 from temporal_journeys.activities.contacts import ContactActivities
 from temporal_journeys.activities.date_entry import DateEntryActivities
 from temporal_journeys.activities.journeys import JourneyActivities
+from temporal_journeys.activities.progress import ProgressWriter
 from temporal_journeys.activities.providers import default_providers
 from temporal_journeys.activities.providers.base import Provider
 from temporal_journeys.activities.retention import RetentionActivities
@@ -85,9 +86,11 @@ class JourneysPlugin(SimplePlugin):
     ) -> None:
         self.settings = settings or get_settings()
         self.db = db or Database(self.settings.database_url)
-        contacts = ContactActivities(self.db)
+        # One writer: the progress reports of record_progress and of sends share transactions.
+        progress = ProgressWriter(self.db)
+        contacts = ContactActivities(self.db, progress)
         sends = SendActivities(
-            self.db, providers or default_providers(self.settings), self.settings
+            self.db, providers or default_providers(self.settings), self.settings, progress
         )
         journeys = JourneyActivities(self.db, self.settings.task_queue)
         dates = DateEntryActivities(self.db, self.settings)

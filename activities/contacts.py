@@ -7,7 +7,7 @@ from datetime import datetime
 
 from temporalio import activity
 
-from temporal_journeys.activities import progress
+from temporal_journeys.activities.progress import ProgressWriter
 from temporal_journeys.journeys.records import ContactSnapshot
 from temporal_journeys.store import contacts as contacts_store
 from temporal_journeys.store import enrollments as enrollments_store
@@ -29,8 +29,9 @@ from temporal_journeys.workflows.activity_types import (
 
 
 class ContactActivities:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, progress: ProgressWriter | None = None) -> None:
         self._db = db
+        self._progress = progress or ProgressWriter(db)
 
     @activity.defn(name=BEGIN_ENROLLMENT)
     async def begin_enrollment(self, request: BeginEnrollmentInput) -> BeginEnrollmentResult:
@@ -68,7 +69,7 @@ class ContactActivities:
 
     @activity.defn(name=RECORD_PROGRESS)
     async def record_progress(self, request: RecordProgressInput) -> None:
-        await asyncio.to_thread(progress.record, self._db, request)
+        await self._progress.record(request)
 
     @activity.defn(name=LOAD_CONDITION_DATA)
     async def load_condition_data(self, request: LoadConditionDataInput) -> ConditionData:

@@ -41,7 +41,8 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from temporal_journeys.activities import progress, send_guards
+from temporal_journeys.activities import send_guards
+from temporal_journeys.activities.progress import ProgressWriter
 from temporal_journeys.activities.providers.base import (
     AlreadySettled,
     Device,
@@ -468,8 +469,15 @@ def wait_for_confirmation(unconfirmed: Unconfirmed) -> ApplicationError:
 
 
 class SendActivities:
-    def __init__(self, db: Database, providers: Mapping[str, Provider], settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        providers: Mapping[str, Provider],
+        settings: Settings,
+        progress: ProgressWriter | None = None,
+    ) -> None:
         self._db = db
+        self._progress = progress or ProgressWriter(db)
         self._providers = providers
         self._settings = settings
         self._slots = {
@@ -488,7 +496,7 @@ class SendActivities:
             # this again, which adds nothing (the progress write is keyed; the rows keep the
             # first attempt's moment, the run's trace that of the attempt it heard from).
             at = activity.info().started_time
-            await asyncio.to_thread(progress.record, self._db, after.progress(result, at))
+            await self._progress.record(after.progress(result, at))
             told = "run_ended_at" if request.run_end is not None else "wait_recorded_at"
             return result.model_copy(update={told: at})
 

@@ -34,72 +34,89 @@ def _refusal(rule: ReEntry, started: datetime | None, now: datetime) -> str | No
     return None
 
 
-def write_progress(
-    connection: Connection,
-    *,
-    enrollment_id: str,
-    workflow_id: str,
-    journey_key: str,
-    version: int,
-    contact_id: str,
-    correlation: str | None,
-    started_at: datetime,
-    entries: list[TraceEntry],
-    status: str,
-    step: str | None,
-    variant: str | None,
-    reason: str | None,
-) -> None:
-    """A run's progress in three Core statements: the enrollment row upserted
-    (written if the run is the first to report, else updated by its key; an insert racing the
-    relay's uncommitted row waits for it and then updates it), the funnel rows inserted,
-    keyed by (enrollment, trace seq) so a retried write adds nothing, and those inserted added
-    to ``step_counters``."""
-    upsert, steps = _progress_statements(connection.dialect.name)
-    # When the run entered the step it is at, if this report says so (it does whenever the
-    # step changed since the last one: every step begins with an ``entered`` entry).
-    entered = [e.at for e in entries if e.kind == "entered" and e.step == step]
+@dataclass(frozen=True)
+class Progress:
+    """One run's report of its progress, as ``write_progress`` and ``write_progress_all``
+    take it."""
+
+    enrollment_id: str
+    workflow_id: str
+    journey_key: str
+    version: int
+    contact_id: str
+    correlation: str | None
+    started_at: datetime
+    entries: list[TraceEntry]
+    status: str
+    step: str | None
+    variant: str | None
+    reason: str | None
+
+
+def write_progress(connection: Connection, **report: Any) -> None:
+    """A run's progress (the fields of ``Progress``): ``write_progress_all`` of one."""
+    write_progress_all(connection, [Progress(**report)])
+
+
+def write_progress_all(connection: Connection, reports: Sequence[Progress]) -> None:
+    """Runs' progress in three Core statements, however many runs report: the enrollment rows
+    upserted (written if the run is the first to report, else updated by its key; an insert
+    racing the relay's uncommitted row waits for it and then updates it), the funnel rows
+    inserted, keyed by (enrollment, trace seq) so a retried write adds nothing, and those
+    inserted added to ``step_counters``. One report per enrollment: a statement may not
+    update a row twice (``activities/progress.py`` keeps a second one for the next write)."""
+    if not reports:
+        return
+    # In key order, so that two writes of several runs lock their rows in the same order.
+    reports = sorted(reports, key=lambda report: report.enrollment_id)
     connection.execute(
-        upsert,
-        {
-            "id": enrollment_id,
-            "workflow_id": workflow_id,
-            "journey_key": journey_key,
-            "version": version,
-            "contact_id": contact_id,
-            "correlation": correlation,
-            "status": status,
-            "current_step": step,
-            "variant": variant,
-            "converted": status == "converted",
-            "exit_reason": reason,
-            "started_at": started_at,
-            "ended_at": entries[-1].at if status in ENDED and entries else None,
-            "step_since": entered[-1] if entered else None,
-        },
+        _progress_statement(connection.dialect.name),
+        [_enrollment_row(report) for report in reports],
     )
-    if entries:
+    funnel = [_funnel_row(report, entry) for report in reports for entry in report.entries]
+    if funnel:
         # Only the rows this write inserted come back (a retried write's are there already),
         # and only those are counted: the counters stay equal to the rows.
-        inserted = connection.execute(
-            steps,
-            [
-                {
-                    "id": f"{enrollment_id}:{entry.seq}",
-                    "enrollment_id": enrollment_id,
-                    "journey_key": journey_key,
-                    "version": version,
-                    "step_id": entry.step,
-                    "contact_id": contact_id,
-                    "kind": entry.kind,
-                    "variant": variant,
-                    "detail": entry.detail,
-                    "at": entry.at,
-                }
-                for entry in entries
-            ],
-        ).all()
-        _count(connection, journey_key, version, variant, enrollment_id, inserted)
+        _count(
+            connection, connection.execute(_funnel_statement(connection.dialect.name), funnel).all()
+        )
+
+
+def _enrollment_row(report: Progress) -> dict[str, Any]:
+    # When the run entered the step it is at, if this report says so (it does whenever the
+    # step changed since the last one: every step begins with an ``entered`` entry).
+    entered = [e.at for e in report.entries if e.kind == "entered" and e.step == report.step]
+    return {
+        "id": report.enrollment_id,
+        "workflow_id": report.workflow_id,
+        "journey_key": report.journey_key,
+        "version": report.version,
+        "contact_id": report.contact_id,
+        "correlation": report.correlation,
+        "status": report.status,
+        "current_step": report.step,
+        "variant": report.variant,
+        "converted": report.status == "converted",
+        "exit_reason": report.reason,
+        "started_at": report.started_at,
+        "ended_at": report.entries[-1].at if report.status in ENDED and report.entries else None,
+        "step_since": entered[-1] if entered else None,
+    }
+
+
+def _funnel_row(report: Progress, entry: TraceEntry) -> dict[str, Any]:
+    return {
+        "id": f"{report.enrollment_id}:{entry.seq}",
+        "enrollment_id": report.enrollment_id,
+        "journey_key": report.journey_key,
+        "version": report.version,
+        "step_id": entry.step,
+        "contact_id": report.contact_id,
+        "kind": entry.kind,
+        "variant": report.variant,
+        "detail": entry.detail,
+        "at": entry.at,
+    }
 
 
 # Counter rows per (journey, version, step, variant, kind) are spread over this many slots by
@@ -111,39 +128,43 @@ def slot_of(enrollment_id: str) -> int:
     return zlib.crc32(enrollment_id.encode()) % COUNTER_SLOTS
 
 
-def _count(
-    connection: Connection,
-    journey_key: str,
-    version: int,
-    variant: str | None,
-    enrollment_id: str,
-    inserted: Sequence[Row[Any]],
-) -> None:
-    """Add the funnel rows just inserted to ``step_counters``, in the same transaction."""
-    counts = Counter((row.step_id, row.kind) for row in inserted if row.step_id is not None)
+def _count(connection: Connection, inserted: Sequence[Row[Any]]) -> None:
+    """Add the funnel rows just inserted (as ``_funnel_statement`` returns them) to
+    ``step_counters``, in the same transaction: one row per counter, in key order, so two
+    writes touching the same counters lock them in the same order."""
+    counts = Counter(
+        (
+            row.journey_key,
+            row.version,
+            row.step_id,
+            row.variant or "",
+            row.kind,
+            slot_of(row.enrollment_id),
+        )
+        for row in inserted
+        if row.step_id is not None
+    )
     if not counts:
         return
-    slot = slot_of(enrollment_id)
-    # In key order, so two writes touching the same rows lock them in the same order.
     connection.execute(
         _counter_statement(connection.dialect.name),
         [
             {
-                "journey_key": journey_key,
+                "journey_key": key,
                 "version": version,
                 "step_id": step_id,
-                "variant": variant or "",
+                "variant": variant,
                 "kind": kind,
                 "slot": slot,
                 "count": count,
             }
-            for (step_id, kind), count in sorted(counts.items())
+            for (key, version, step_id, variant, kind, slot), count in sorted(counts.items())
         ],
     )
 
 
 @functools.cache
-def _progress_statements(dialect_name: str) -> tuple[Executable, Executable]:
+def _progress_statement(dialect_name: str) -> Executable:
     """Built once per dialect: the parameters come with each call, so SQLAlchemy compiles
     each statement once (a multi-row VALUES was compiled anew on every call)."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
@@ -164,9 +185,7 @@ def _progress_statements(dialect_name: str) -> tuple[Executable, Executable]:
             "step_since": func.coalesce(excluded.step_since, table.c.step_since),
         },
     )
-    steps = StepEvent.__table__
-    insert_steps = dialect.insert(steps).on_conflict_do_nothing()
-    return upsert, insert_steps.returning(steps.c.step_id, steps.c.kind)
+    return upsert
 
 
 @functools.cache
@@ -377,7 +396,7 @@ def record_entered(connection: Connection, starts: Sequence[dict[str, Any]]) -> 
     if not starts:
         return
     inserted = connection.execute(
-        _entered_statement(connection.dialect.name),
+        _funnel_statement(connection.dialect.name),
         [
             {
                 "id": f"{start['enrollment_id']}:{FIRST_SEQ}",
@@ -394,33 +413,22 @@ def record_entered(connection: Connection, starts: Sequence[dict[str, Any]]) -> 
             for start in starts
         ],
     ).all()
-    counts = Counter(
-        (row.journey_key, row.version, row.step_id, slot_of(row.enrollment_id)) for row in inserted
-    )
-    if counts:
-        connection.execute(
-            _counter_statement(connection.dialect.name),
-            [
-                {
-                    "journey_key": key,
-                    "version": version,
-                    "step_id": step_id,
-                    "variant": "",
-                    "kind": "entered",
-                    "slot": slot,
-                    "count": count,
-                }
-                for (key, version, step_id, slot), count in sorted(counts.items())
-            ],
-        )
+    _count(connection, inserted)
 
 
 @functools.cache
-def _entered_statement(dialect_name: str) -> Executable:
+def _funnel_statement(dialect_name: str) -> Executable:
+    """Funnel rows inserted unless there (a retried write's), answering those it added with
+    what their counters are keyed by."""
     steps = StepEvent.__table__
     insert = (postgresql if dialect_name == "postgresql" else sqlite).insert(steps)
     return insert.on_conflict_do_nothing().returning(
-        steps.c.enrollment_id, steps.c.journey_key, steps.c.version, steps.c.step_id
+        steps.c.enrollment_id,
+        steps.c.journey_key,
+        steps.c.version,
+        steps.c.variant,
+        steps.c.step_id,
+        steps.c.kind,
     )
 
 
