@@ -8,10 +8,12 @@ the client refuses before any call is made (it cannot be encoded, its payload is
 other exception) would be refused on every retry: it is parked with its error, and the
 contact's later events go on past it (docs/operating.md, "Parked events", says why).
 
-Segment entries are the exception to one transaction per event: a backfill or a refresh queues
-thousands at once, so the entries that come first for their contacts in a pass are routed
-together (``ENTRIES_AT_ONCE`` to a transaction), their runs begun in batches
-(``start_entries``), each entry's fate its own."""
+The events that come first for their contacts in a pass are the exception to one transaction per
+event: a segment's backfill queues thousands of entries at once, a goal event posted for
+thousands of contacts as many signals, so those are routed together (``AT_ONCE`` to a
+transaction: taken, their contacts and running runs read, their fates settled and committed in
+a few statements), the runs they begin started in batches (``start_entries``), each event's fate
+its own. A contact's later events in the pass follow, one transaction each."""
 
 from __future__ import annotations
 
@@ -40,7 +42,6 @@ from temporal_journeys.api.services.admission import (
 from temporal_journeys.api.services.routing import Router, Signal, Start
 from temporal_journeys.api.temporal import TemporalConnection
 from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
-from temporal_journeys.journeys.segments import SEGMENT_ENTERED
 from temporal_journeys.journeys.settings import Settings
 from temporal_journeys.journeys.spec import Journey
 from temporal_journeys.store import contacts as contacts_store
@@ -54,9 +55,9 @@ from temporal_journeys.workflows.starter import CannotEnroll, entry_id_of
 
 log = logging.getLogger("journeys.relay")
 RPC_TIMEOUT = timedelta(seconds=5)
-ENTRIES_AT_ONCE = 50
-"""Segment entries routed in one transaction: it holds their contacts' rows and run locks (on
-SQLite, the database's write lock) while their starts go out, as an enroll API chunk does."""
+AT_ONCE = 50
+"""Contacts' first events routed in one transaction: it holds their contacts' rows and run locks
+(on SQLite, the database's write lock) while their starts go out, as an enroll API chunk does."""
 GONE = (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION)
 
 
@@ -158,22 +159,21 @@ class OutboxRelay:
         queues: dict[str, list[outbox.Claim]] = defaultdict(list)
         for claim in claimed:
             queues[claim.contact_id].append(claim)
-        # A backfill or a refresh moves thousands of contacts into a segment at once: the
-        # contacts whose next event is such an entry go first, admitted together.
-        entering = [
-            claims[0] for claims in queues.values() if claims[0].event_name == SEGMENT_ENTERED
-        ]
+        # Each contact's next event first, many contacts to a transaction (a backfill moves
+        # thousands into a segment at once; a goal posted for thousands signals as many runs).
+        # A lone one goes the one-by-one way, with a statement and a thread hop fewer.
+        firsts = [claims[0] for claims in queues.values()] if len(queues) > 1 else []
         outcomes: list[Outcome] = []
-        for first in range(0, len(entering), ENTRIES_AT_ONCE):
-            chunk = entering[first : first + ENTRIES_AT_ONCE]
-            entered = await self._deliver_entries(client, router, chunk)
-            outcomes += entered
-            for claim, outcome in zip(chunk, entered, strict=True):
+        for first in range(0, len(firsts), AT_ONCE):
+            chunk = firsts[first : first + AT_ONCE]
+            routed = await self._deliver_together(client, router, chunk)
+            outcomes += routed
+            for claim, outcome in zip(chunk, routed, strict=True):
                 if outcome in (Outcome.RETRY, Outcome.DOWN):
                     del queues[claim.contact_id]  # its later events wait behind it
                 else:
                     queues[claim.contact_id].pop(0)
-            if Outcome.DOWN in entered:
+            if Outcome.DOWN in routed:
                 return outcomes
         gate = asyncio.Semaphore(self._concurrency)
         down = False
@@ -204,12 +204,12 @@ class OutboxRelay:
                 raise result
         return outcomes + [outcome for result in results for outcome in result]  # type: ignore[union-attr]
 
-    async def _deliver_entries(
+    async def _deliver_together(
         self, client: Client, router: Router, claims: list[outbox.Claim]
     ) -> list[Outcome]:
-        """Route several contacts' segment entries in one transaction: the journeys they begin
-        admitted as batches (``start_entries``: one round of writes per journey, not per
-        contact), the runs that want the event signalled, every entry's fate committed
+        """Route several contacts' events (one each) in one transaction: the journeys they
+        begin admitted as batches (``start_entries``: one round of writes per journey, not per
+        contact), the runs that want the event signalled, every event's fate committed
         together. An outcome per claim, in order; each is what ``_deliver_event`` would say."""
         session = self._db.sessions()
         try:
@@ -286,7 +286,12 @@ class OutboxRelay:
         signalled: dict[int, set[str]] = defaultdict(set)
         batches: dict[tuple[str, int], tuple[Start, list[int]]] = {}
         for entry_id, (entry, _) in taken.items():
-            for start in router.starts(events[entry_id], contacts[entry.contact_id]):
+            try:
+                starts = router.starts(events[entry_id], contacts[entry.contact_id])
+            except Exception as exc:  # noqa: BLE001 - this event's fate alone, as in _attempt
+                failures[entry_id] = exc
+                continue
+            for start in starts:
                 batch = batches.setdefault((start.journey.key, start.version), (start, []))
                 batch[1].append(entry_id)
         for start, entry_ids in batches.values():

@@ -18,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from temporal_journeys.api.services.relay import ENTRIES_AT_ONCE, OutboxRelay
+from temporal_journeys.api.services.relay import AT_ONCE, OutboxRelay
 from temporal_journeys.api.temporal import TemporalConnection
 from temporal_journeys.journeys.segments import Segment
 from temporal_journeys.journeys.settings import Settings
@@ -108,7 +108,7 @@ async def test_contacts_entering_a_segment_together_begin_their_runs_in_batches(
         segments_store.put(session, VIP)
     _, journey = h.publish(db, JOURNEY.format(key=h.unique("segment-entries")))
     counts, everyone = [], []
-    for size in (1, 4, ENTRIES_AT_ONCE, ENTRIES_AT_ONCE + 1):
+    for size in (1, 4, AT_ONCE, AT_ONCE + 1):
         users = _enter(db, size)
         with statements(relay._db) as seen:
             assert await _relay_all(relay) == size
