@@ -4,21 +4,16 @@ a contact's second event still after its first, on both databases."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest_asyncio
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from temporal_journeys.api.services.relay import OutboxRelay
-from temporal_journeys.api.temporal import TemporalConnection
 from temporal_journeys.store import events as events_store
 from temporal_journeys.store.db import Database
 from tests.engine.test_batch_admission import statements
 from tests.support import harness as h
-from tests.support.outbox import pending
-from tests.support.own_worker import own_worker
+from tests.support.outbox import pending, relay_all
 
 JOURNEY = """
 key: {key}
@@ -33,16 +28,6 @@ steps:
 """
 
 
-@pytest_asyncio.fixture
-async def relay(
-    db: Database, database_url: str, time_env: WorkflowEnvironment
-) -> AsyncIterator[OutboxRelay]:
-    """A worker of its own on the backend under test, and a relay on a ``Database`` of its own
-    (so the statements counted are the relay's alone, not the worker's)."""
-    async with own_worker(time_env.client, database_url, "first-events") as (settings, own):
-        yield OutboxRelay(own, TemporalConnection(settings, time_env.client), settings)
-
-
 def _queue(db: Database, users: list[str], name: str) -> None:
     now = datetime.now(UTC)
     rows = [
@@ -51,13 +36,6 @@ def _queue(db: Database, users: list[str], name: str) -> None:
     ]
     with db.transaction() as session:
         events_store.accept(session, [{**row, "timestamp": now} for row in rows], now)
-
-
-async def _relay_all(relay: OutboxRelay) -> int:
-    total = 0
-    while delivered := await relay.deliver_once():
-        total += delivered
-    return total
 
 
 def _signals(history: object) -> list[str]:
@@ -77,10 +55,10 @@ async def test_a_goal_posted_for_many_contacts_reaches_their_runs_together(
     for size in (4, 20):
         users = [h.contact(db, h.unique("trial")) for _ in range(size)]
         _queue(db, users, "trial.started")
-        assert await _relay_all(relay) == size
+        assert await relay_all(relay) == size
         _queue(db, users, "purchase")
         with statements(relay._db) as seen:
-            assert await _relay_all(relay) == size
+            assert await relay_all(relay) == size
         counts.append(len(seen))
         everyone += users
     # The claim, the live journeys, the events taken, the contacts, their running runs (the
@@ -103,7 +81,7 @@ async def test_a_contacts_second_event_follows_its_first_in_the_same_pass(
     # the other contacts' starts, the purchase after it, to the run it began.
     _queue(db, users, "trial.started")
     _queue(db, users, "purchase")
-    assert await _relay_all(relay) == 2 * len(users)
+    assert await relay_all(relay) == 2 * len(users)
     for user in users:
         handle = client.get_workflow_handle(h.workflow_id_of(journey, user))
         assert (await handle.result())["status"] == "converted"

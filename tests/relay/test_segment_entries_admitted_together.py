@@ -6,12 +6,10 @@ databases."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -30,8 +28,7 @@ from temporal_journeys.store.models import Enrollment, OutboxEntry
 from tests.engine.test_batch_admission import statements
 from tests.support import harness as h
 from tests.support.dev_server import DevServer
-from tests.support.outbox import pending
-from tests.support.own_worker import own_worker
+from tests.support.outbox import pending, relay_all
 
 # Until the contact orders or an hour passes: an order queued behind the entry ends the run.
 JOURNEY = """
@@ -46,16 +43,6 @@ steps:
 """
 
 VIP = Segment(key="vip", name="VIP", condition={"trait": "vip", "eq": True})
-
-
-@pytest_asyncio.fixture
-async def relay(
-    db: Database, database_url: str, time_env: WorkflowEnvironment
-) -> AsyncIterator[OutboxRelay]:
-    """A worker of its own on the backend under test, and a relay on a ``Database`` of its own
-    (so the statements counted are the relay's alone, not the worker's)."""
-    async with own_worker(time_env.client, database_url, "segment-entries") as (settings, own):
-        yield OutboxRelay(own, TemporalConnection(settings, time_env.client), settings)
 
 
 def _queue_order(db: Database, user: str) -> None:
@@ -94,13 +81,6 @@ def _enrollments(db: Database, key: str) -> dict[str, list[str]]:
     return found
 
 
-async def _relay_all(relay: OutboxRelay) -> int:
-    total = 0
-    while delivered := await relay.deliver_once():
-        total += delivered
-    return total
-
-
 async def test_contacts_entering_a_segment_together_begin_their_runs_in_batches(
     db: Database, relay: OutboxRelay, client: Client, time_env: WorkflowEnvironment
 ):
@@ -111,7 +91,7 @@ async def test_contacts_entering_a_segment_together_begin_their_runs_in_batches(
     for size in (1, 4, AT_ONCE, AT_ONCE + 1):
         users = _enter(db, size)
         with statements(relay._db) as seen:
-            assert await _relay_all(relay) == size
+            assert await relay_all(relay) == size
         counts.append(len(seen))
         everyone += users
         enrolled = _enrollments(db, journey.key)
@@ -131,7 +111,7 @@ async def test_contacts_entering_a_segment_together_begin_their_runs_in_batches(
     # An order queued behind a contact's entry reaches the run the entry began, after it.
     [buyer] = _enter(db, 1)
     _queue_order(db, buyer)
-    assert await _relay_all(relay) == 2
+    assert await relay_all(relay) == 2
     handle = client.get_workflow_handle(h.suite_names().workflow_id(journey.key, buyer))
     assert (await handle.result())["status"] == "completed"
     assert _signals(await handle.fetch_history()) == 1

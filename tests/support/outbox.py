@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from temporal_journeys.api.services.relay import OutboxRelay
 from temporal_journeys.store.db import Database
 from temporal_journeys.store.models import OutboxEntry
 from temporal_journeys.workflows.contract import STATE_QUERY
@@ -70,3 +71,11 @@ def _ids(signals: list) -> list[str]:
         payload = signal.workflow_execution_signaled_event_attributes.input.payloads[0]
         found.append(json.loads(payload.data).get("id", "?"))
     return found
+
+
+async def relay_all(relay: OutboxRelay) -> int:
+    """Passes of ``relay`` until one delivers nothing; how many events they delivered."""
+    total = 0
+    while delivered := await relay.deliver_once():
+        total += delivered
+    return total
