@@ -227,10 +227,22 @@ class OutboxRelay:
             running: dict[str, list[Enrollment]] = defaultdict(list)
             for enrollment in enrollments_store.running_for(session, list(contacts)):
                 running[enrollment.contact_id].append(enrollment)
-            events = {entry_id: journey_event(event) for entry_id, (_, event) in taken.items()}
+            events: dict[int, JourneyEvent] = {}
+            unreadable: dict[int, Exception] = {}
+            for entry_id, (_, event) in taken.items():
+                try:
+                    events[entry_id] = journey_event(event)
+                except Exception as exc:  # noqa: BLE001 - parked alone, as in _attempt
+                    unreadable[entry_id] = exc
             failures, signalled = await self._start_all(
-                client, connection, router, taken, contacts, events
+                client,
+                connection,
+                router,
+                {n: taken[n] for n in events},
+                contacts,
+                events,
             )
+            failures.update(unreadable)
             gate = asyncio.Semaphore(STARTS_IN_FLIGHT)
 
             async def tell_running(entry_id: int, contact_id: str) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from temporalio.client import Client
 
 from temporal_journeys.api.services.relay import OutboxRelay
 from temporal_journeys.store import events as events_store
 from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import OutboxEntry
 from tests.engine.test_batch_admission import statements
 from tests.support import harness as h
 from tests.support.outbox import pending, relay_all
@@ -86,3 +88,30 @@ async def test_a_contacts_second_event_follows_its_first_in_the_same_pass(
         handle = client.get_workflow_handle(h.workflow_id_of(journey, user))
         assert (await handle.result())["status"] == "converted"
         assert len(_signals(await handle.fetch_history())) == 1
+
+
+async def test_an_event_the_relay_cannot_read_is_parked_alone_among_the_others(
+    db: Database, relay: OutboxRelay, client: Client
+):
+    _, journey = h.publish(db, JOURNEY.format(key=h.unique("first-events")))
+    users = [h.contact(db, h.unique("trial")) for _ in range(4)]
+    _queue(db, users, "trial.started")
+    assert await relay_all(relay) == len(users)
+    # A stored event whose properties are no object (stored before the door checked them):
+    # it cannot become the run's event, and must not hold back the others' goals.
+    broken, *buyers = users
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        row = {"message_id": h.unique("m"), "contact_id": broken, "name": "purchase"}
+        events_store.accept(session, [{**row, "properties": [1, 2], "timestamp": now}], now)
+    _queue(db, buyers, "purchase")
+    assert await relay_all(relay) == len(users)
+    with db.transaction() as session:
+        parked = session.scalars(
+            select(OutboxEntry.contact_id).where(OutboxEntry.parked_at.is_not(None))
+        ).all()
+    assert parked == [broken]
+    assert pending(db, buyers) == 0
+    for user in buyers:
+        handle = client.get_workflow_handle(h.workflow_id_of(journey, user))
+        assert (await handle.result())["status"] == "converted"
