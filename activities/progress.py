@@ -81,6 +81,13 @@ class ProgressWriter:
                 # alone, so that only a report that cannot be written raises in its run.
                 for waiting in batch:
                     await self._write_alone(waiting)
+            except BaseException:
+                # The writer cancelled (the worker stopping): its runs' activities are told,
+                # not left waiting for their timeouts.
+                for waiting in [*batch, *self._queue]:
+                    waiting.written.cancel()
+                self._queue = []
+                raise
             else:
                 for waiting in batch:
                     if not waiting.written.done():

@@ -114,3 +114,16 @@ async def test_a_writer_takes_any_number_of_reports(db: Database, reports: int):
         await asyncio.gather(*(writer.record(_report(n)) for n in range(reports)))
     assert len(_statuses(db)) == reports
     assert len(commits) == (1 if reports == 1 else 2)  # at most 200 to a transaction
+
+
+async def test_a_writer_stopped_mid_write_tells_its_reports_and_writes_again_after(db: Database):
+    writer = ProgressWriter(db)
+    waiting = [asyncio.ensure_future(writer.record(_report(n))) for n in range(3)]
+    await asyncio.sleep(0)  # the three queued, the writer's task created
+    await asyncio.sleep(0)  # the writer has taken the batch and waits for its thread
+    assert writer._writing is not None and len(writer._queue) == 0
+    writer._writing.cancel()  # as when the worker stops
+    outcomes = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 10)
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    await writer.record(_report(9))
+    assert "run-9" in _statuses(db)
