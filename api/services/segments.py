@@ -93,10 +93,7 @@ def validate(session: Session, key: str, document: Any) -> Segment:
 async def put(
     db: Database, client: Client | None, key: str, document: Any, task_queue: str
 ) -> SegmentOut:
-    with db.transaction() as session:
-        segment = validate(session, key, document)
-        row, _changed = segments_store.put(session, segment)
-        out = _out(row)
+    segment, out = await asyncio.to_thread(_save, db, key, document)
     if client is None:
         log.warning("Temporal unreachable: segment %s is saved, its backfill starts later", key)
         return out
@@ -104,14 +101,28 @@ async def put(
     return out
 
 
-async def reconcile(db: Database, client: Client, task_queue: str) -> int:
-    """Every segment's backfill and schedule brought in line with the database: those saved
-    while Temporal was unreachable, those ``journeys dev`` loaded. Answers how many segments."""
+def _save(db: Database, key: str, document: Any) -> tuple[Segment, SegmentOut]:
+    # Off the event loop: on SQLite a transaction waits for the write lock, which the relay may
+    # hold across a Temporal call that needs this very loop to finish.
     with db.transaction() as session:
-        found = [
+        segment = validate(session, key, document)
+        row, _changed = segments_store.put(session, segment)
+        return segment, _out(row)
+
+
+def _saved(db: Database) -> list[tuple[Segment, int, bool]]:
+    with db.transaction() as session:
+        return [
             (segments_store.segment_of(row), row.version, row.backfilled_version == row.version)
             for row in segments_store.rows(session)
         ]
+
+
+async def reconcile(db: Database, client: Client, task_queue: str) -> int:
+    """Every segment's backfill and schedule brought in line with the database: those saved
+    while Temporal was unreachable, those ``journeys dev`` loaded. Answers how many segments.
+    Read in a thread, for the reason ``_save`` gives."""
+    found = await asyncio.to_thread(_saved, db)
     for segment, version, backfilled in found:
         try:
             await ensure_workflows(client, segment, version, backfilled, task_queue)
