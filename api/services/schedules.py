@@ -228,12 +228,18 @@ async def sync_journey(db: Database, client: Client | None, key: str, settings: 
         log.warning("schedule of journey %s not updated (%s); it follows later", key, exc)
 
 
+def _scheduled(db: Database) -> list[tuple[str, str, Journey]]:
+    with db.transaction() as session:
+        return date_store.scheduled_journeys(session)
+
+
 async def reconcile(db: Database, client: Client, settings: Settings) -> int:
     """Every date-triggered or scheduled journey's schedule brought in line with the database
     (those whose changes Temporal missed, journeys loaded by ``journeys dev``); answers how
     many exist."""
-    with db.transaction() as session:
-        journeys = date_store.scheduled_journeys(session)
+    # In a thread: on SQLite a transaction waits for the write lock, which the relay may hold
+    # across a Temporal call that needs this very loop to finish (see segments.reconcile).
+    journeys = await asyncio.to_thread(_scheduled, db)
     existing = 0
     for key, status, journey in journeys:
         try:
