@@ -73,7 +73,18 @@ def write_progress_all(connection: Connection, reports: Sequence[Progress]) -> N
         _progress_statement(connection.dialect.name),
         [_enrollment_row(report) for report in reports],
     )
-    funnel = [_funnel_row(report, entry) for report in reports for entry in report.entries]
+    funnel = [
+        _funnel_row(
+            report.enrollment_id,
+            report.journey_key,
+            report.version,
+            report.contact_id,
+            report.variant,
+            entry,
+        )
+        for report in reports
+        for entry in report.entries
+    ]
     if funnel:
         # Only the rows this write inserted come back (a retried write's are there already),
         # and only those are counted: the counters stay equal to the rows.
@@ -104,16 +115,24 @@ def _enrollment_row(report: Progress) -> dict[str, Any]:
     }
 
 
-def _funnel_row(report: Progress, entry: TraceEntry) -> dict[str, Any]:
+def _funnel_row(
+    enrollment_id: str,
+    journey_key: str,
+    version: int,
+    contact_id: str,
+    variant: str | None,
+    entry: TraceEntry,
+) -> dict[str, Any]:
+    """A ``step_events`` row, keyed by (enrollment, trace seq) as ``_funnel_statement`` takes it."""
     return {
-        "id": f"{report.enrollment_id}:{entry.seq}",
-        "enrollment_id": report.enrollment_id,
-        "journey_key": report.journey_key,
-        "version": report.version,
+        "id": f"{enrollment_id}:{entry.seq}",
+        "enrollment_id": enrollment_id,
+        "journey_key": journey_key,
+        "version": version,
         "step_id": entry.step,
-        "contact_id": report.contact_id,
+        "contact_id": contact_id,
         "kind": entry.kind,
-        "variant": report.variant,
+        "variant": variant,
         "detail": entry.detail,
         "at": entry.at,
     }
@@ -398,18 +417,14 @@ def record_entered(connection: Connection, starts: Sequence[dict[str, Any]]) -> 
     inserted = connection.execute(
         _funnel_statement(connection.dialect.name),
         [
-            {
-                "id": f"{start['enrollment_id']}:{FIRST_SEQ}",
-                "enrollment_id": start["enrollment_id"],
-                "journey_key": start["journey_key"],
-                "version": start["version"],
-                "step_id": start["step"],
-                "contact_id": start["contact_id"],
-                "kind": "entered",
-                "variant": None,
-                "detail": None,
-                "at": start["at"],
-            }
+            _funnel_row(
+                start["enrollment_id"],
+                start["journey_key"],
+                start["version"],
+                start["contact_id"],
+                None,
+                TraceEntry(seq=FIRST_SEQ, at=start["at"], step=start["step"], kind="entered"),
+            )
             for start in starts
         ],
     ).all()

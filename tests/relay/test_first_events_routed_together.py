@@ -10,6 +10,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from temporal_journeys.api.services.relay import OutboxRelay
+from temporal_journeys.journeys.spec import Journey
 from temporal_journeys.store import events as events_store
 from temporal_journeys.store.db import Database
 from temporal_journeys.store.models import OutboxEntry
@@ -40,12 +41,16 @@ def _queue(db: Database, users: list[str], name: str) -> None:
         events_store.accept(session, [{**row, "timestamp": now} for row in rows], now)
 
 
-def _signals(history: object) -> list[str]:
-    return [
-        event.workflow_execution_signaled_event_attributes.signal_name
-        for event in history.events  # type: ignore[attr-defined]
-        if event.HasField("workflow_execution_signaled_event_attributes")
-    ]
+async def _converted_once(client: Client, journey: Journey, users: list[str]) -> None:
+    """Each user's run converted by the goal, which reached it as its one signal."""
+    for user in users:
+        handle = client.get_workflow_handle(h.workflow_id_of(journey, user))
+        assert (await handle.result())["status"] == "converted"
+        history = await handle.fetch_history()
+        signals = [
+            e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+        ]
+        assert len(signals) == 1
 
 
 async def test_a_goal_posted_for_many_contacts_reaches_their_runs_together(
@@ -68,10 +73,7 @@ async def test_a_goal_posted_for_many_contacts_reaches_their_runs_together(
     # the passes: the same for 20 contacts as for 4.
     assert counts[0] == counts[1], counts
     assert pending(db, everyone) == 0
-    for user in everyone:
-        handle = client.get_workflow_handle(h.workflow_id_of(journey, user))
-        assert (await handle.result())["status"] == "converted"
-        assert len(_signals(await handle.fetch_history())) == 1
+    await _converted_once(client, journey, everyone)
 
 
 async def test_a_contacts_second_event_follows_its_first_in_the_same_pass(
@@ -84,10 +86,7 @@ async def test_a_contacts_second_event_follows_its_first_in_the_same_pass(
     _queue(db, users, "trial.started")
     _queue(db, users, "purchase")
     assert await relay_all(relay) == 2 * len(users)
-    for user in users:
-        handle = client.get_workflow_handle(h.workflow_id_of(journey, user))
-        assert (await handle.result())["status"] == "converted"
-        assert len(_signals(await handle.fetch_history())) == 1
+    await _converted_once(client, journey, users)
 
 
 async def test_an_event_the_relay_cannot_read_is_parked_alone_among_the_others(
@@ -112,6 +111,4 @@ async def test_an_event_the_relay_cannot_read_is_parked_alone_among_the_others(
         ).all()
     assert parked == [broken]
     assert pending(db, buyers) == 0
-    for user in buyers:
-        handle = client.get_workflow_handle(h.workflow_id_of(journey, user))
-        assert (await handle.result())["status"] == "converted"
+    await _converted_once(client, journey, buyers)
