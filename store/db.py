@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 POOL_SIZE = 10
 POOL_OVERFLOW = 20
@@ -67,6 +71,37 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         with self.sessions.begin() as session:
             yield session
+
+    async def run(
+        self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``work(session, *args, **kwargs)`` in a transaction of its own, in a thread: what
+        async code (routes, services) uses instead of ``transaction``. On the event loop,
+        SQLite's BEGIN IMMEDIATE waits for the write lock, and its holder (the relay, a starter)
+        may be waiting on that very loop for Temporal's answer: both waited for the busy
+        timeout, and every request of the process with them."""
+
+        def call() -> T:
+            with self.transaction() as session:
+                return work(session, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
+    @asynccontextmanager
+    async def held_transaction(self) -> AsyncIterator[Session]:
+        """A transaction that async code holds across awaits (a row committed only if the
+        workflow it names started), begun in a thread for the reason ``run`` gives; once it
+        holds SQLite's write lock, its statements never wait for it."""
+        session = self.sessions()
+        try:
+            await asyncio.to_thread(session.connection)
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -50,8 +50,7 @@ async def publish(
     body: PublishBody | None = None,
 ) -> PublishOut:
     """Publish the draft as the next immutable version; optionally move waiting runs onto it."""
-    with db.transaction() as session:
-        version, journey = journeys.publish(session, key)
+    version, journey = await db.run(journeys.publish, key)
     await journeys.follow_schedule(db, client, key, settings)
     if body is None or body.migrate is None:
         return PublishOut(key=key, version=version)

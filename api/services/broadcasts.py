@@ -96,7 +96,7 @@ async def create(db: Database, client: Client, body: BroadcastIn, task_queue: st
     a ``send_at`` without an offset or in the past."""
     now = datetime.now(UTC)
     broadcast_id = "bc_" + uuid.uuid4().hex[:20]
-    with db.transaction() as session:
+    async with db.held_transaction() as session:
         problems = _problems(session, body, now)
         if problems:
             raise SpecInvalid(problems)
@@ -178,10 +178,9 @@ async def control(db: Database, client: Client, broadcast_id: str, action: str) 
     """``pause``, ``resume`` or ``cancel``: an update of the run, answered once it holds; 409
     for a broadcast that is over."""
     assert action in (PAUSE, RESUME, CANCEL)
-    with db.transaction() as session:
-        row = _row(session, broadcast_id)
-        if row.status not in broadcasts_store.LIVE:
-            raise Conflict(f"cannot {action}: broadcast {broadcast_id} is {row.status}")
+    status = (await db.run(_row, broadcast_id)).status
+    if status not in broadcasts_store.LIVE:
+        raise Conflict(f"cannot {action}: broadcast {broadcast_id} is {status}")
     handle = client.get_workflow_handle(workflow_id(broadcast_id))
     try:
         await handle.execute_update(action, result_type=Progress)
@@ -194,8 +193,7 @@ async def control(db: Database, client: Client, broadcast_id: str, action: str) 
                 f"cannot {action}: broadcast {broadcast_id} has no running workflow"
             ) from exc
         raise
-    with db.transaction() as session:
-        return _out(session, _row(session, broadcast_id))
+    return await db.run(get, broadcast_id)
 
 
 def _row(session: Session, broadcast_id: str) -> Broadcast:

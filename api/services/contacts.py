@@ -24,7 +24,7 @@ from temporal_journeys.store import outbox
 from temporal_journeys.store import segments as segments_store
 from temporal_journeys.store import topics as topics_store
 from temporal_journeys.store.db import Database
-from temporal_journeys.store.models import Contact, utcnow
+from temporal_journeys.store.models import Contact, Enrollment, utcnow
 from temporal_journeys.workflows.codec import EncryptionCodec
 from temporal_journeys.workflows.contract import EXIT_UPDATE, STATE_QUERY
 from temporal_journeys.workflows.starter import names_of
@@ -86,9 +86,7 @@ async def _end_run(client: Client, workflow_id: str) -> None:
 
 
 async def journeys_of(db: Database, client: Client | None, contact_id: str) -> list[EnrollmentOut]:
-    with db.transaction() as session:
-        _contact(session, contact_id)
-        rows = enrollments_store.of_contact(session, contact_id)
+    rows = await db.run(_enrollments, contact_id)
     out = [
         EnrollmentOut(
             journey=r.journey_key,
@@ -109,6 +107,16 @@ async def journeys_of(db: Database, client: Client | None, contact_id: str) -> l
     return out
 
 
+def _enrollments(session: Session, contact_id: str) -> list[Enrollment]:
+    _contact(session, contact_id)
+    return enrollments_store.of_contact(session, contact_id)
+
+
+def _running(session: Session, contact_id: str) -> list[str]:
+    _contact(session, contact_id)
+    return [e.workflow_id for e in enrollments_store.running_for(session, [contact_id])]
+
+
 async def _live(client: Client, item: EnrollmentOut) -> None:
     """Best effort: what the live run says it waits for (needs a worker to answer)."""
     try:
@@ -127,9 +135,7 @@ async def erase(
     With encryption on, the contact's data key goes too, and with it what Temporal's histories
     hold of the contact. The key goes before the rows: should deleting them fail, the contact is
     still there to erase again."""
-    with db.transaction() as session:
-        _contact(session, contact_id)
-        running = [e.workflow_id for e in enrollments_store.running_for(session, [contact_id])]
+    running = await db.run(_running, contact_id)
     if running and client is None:
         raise RPCError(
             "Temporal is unreachable; cannot end the contact's runs", RPCStatusCode.UNAVAILABLE, b""
@@ -141,17 +147,22 @@ async def erase(
         contact = names_of(codec).shown(contact_id)
         key_destroyed = await asyncio.to_thread(codec.contact_keys.destroy, contact)
     pseudonym = "erased:" + hashlib.sha256(contact_id.encode()).hexdigest()[:16]
-    with db.transaction() as session:
-        deleted = {
-            "outbox": outbox.remove_for_contact(session, contact_id),
-            "events": events_store.remove_for_contact(session, contact_id),
-            # Before the messages: their per-device records are found through them.
-            "devices": devices_store.remove_for_contact(session, contact_id),
-            "messages": messages_store.remove_for_contact(session, contact_id),
-            "topics": topics_store.remove_for_contact(session, contact_id),
-            "segments": segments_store.remove_for_contact(session, contact_id),
-            "broadcasts": broadcasts_store.remove_for_contact(session, contact_id),
-        }
-        enrollments_store.unlink_contact(session, contact_id, pseudonym, utcnow())
-        deleted["contact"] = contacts_store.remove(session, contact_id)
+    deleted = await db.run(_remove_all, contact_id, pseudonym)
     return ErasureOut(runs_ended=len(running), rows_deleted=deleted, key_destroyed=key_destroyed)
+
+
+def _remove_all(session: Session, contact_id: str, pseudonym: str) -> dict[str, int]:
+    """The contact's rows, and its enrollments unlinked (the funnel counts stay)."""
+    deleted = {
+        "outbox": outbox.remove_for_contact(session, contact_id),
+        "events": events_store.remove_for_contact(session, contact_id),
+        # Before the messages: their per-device records are found through them.
+        "devices": devices_store.remove_for_contact(session, contact_id),
+        "messages": messages_store.remove_for_contact(session, contact_id),
+        "topics": topics_store.remove_for_contact(session, contact_id),
+        "segments": segments_store.remove_for_contact(session, contact_id),
+        "broadcasts": broadcasts_store.remove_for_contact(session, contact_id),
+    }
+    enrollments_store.unlink_contact(session, contact_id, pseudonym, utcnow())
+    deleted["contact"] = contacts_store.remove(session, contact_id)
+    return deleted

@@ -111,8 +111,7 @@ async def follow_schedule(
 async def change_status(
     db: Database, client: Client | None, key: str, action: str, settings: Settings
 ) -> DraftOut:
-    with db.transaction() as session:
-        out = set_status(session, key, action)
+    out = await db.run(set_status, key, action)
     await follow_schedule(db, client, key, settings)
     return out
 
@@ -129,8 +128,7 @@ async def migrate_runs(
     db: Database, client: Client, key: str, version: int, journey: Journey, mapping: MigrationBody
 ) -> PublishOut:
     """Ask each waiting run of the older version(s) to move; each run validates the mapping."""
-    with db.transaction() as session:
-        workflow_ids = enrollments_store.running_below(session, key, version, mapping.from_version)
+    workflow_ids = await db.run(enrollments_store.running_below, key, version, mapping.from_version)
     request = MigrateRun(journey=journey, version=version, steps=mapping.steps)
     outcome = PublishOut(key=key, version=version)
 
@@ -147,6 +145,14 @@ async def migrate_runs(
     return outcome
 
 
+def _live(session: Session, key: str) -> tuple[int, Journey]:
+    live = journeys_store.live_version(session, key)
+    if live is None:
+        get_row(session, key)
+        raise SpecInvalid([Problem("$", f"journey {key!r} is not published and active")])
+    return live
+
+
 async def enroll(
     db: Database,
     client: Client,
@@ -155,12 +161,7 @@ async def enroll(
     properties: dict[str, Any],
     task_queue: str,
 ) -> list[EnrollResult]:
-    with db.transaction() as session:
-        live = journeys_store.live_version(session, key)
-        if live is None:
-            get_row(session, key)
-            raise SpecInvalid([Problem("$", f"journey {key!r} is not published and active")])
-    version, journey = live
+    version, journey = await db.run(_live, key)
     try:
         # The same properties for every contact: a missing correlation refuses them all.
         correlation_of(journey, JourneyEvent(id="check", name="api.enroll", properties=properties))

@@ -219,8 +219,7 @@ async def sync_journey(db: Database, client: Client | None, key: str, settings: 
     if client is None:
         log.warning("Temporal unreachable: the schedule of journey %s follows later", key)
         return
-    with db.transaction() as session:
-        found = date_store.latest(session, key)
+    found = await db.run(date_store.latest, key)
     status, journey = found if found is not None else (None, None)
     try:
         await sync(client, key, journey, status, settings)
@@ -228,18 +227,11 @@ async def sync_journey(db: Database, client: Client | None, key: str, settings: 
         log.warning("schedule of journey %s not updated (%s); it follows later", key, exc)
 
 
-def _scheduled(db: Database) -> list[tuple[str, str, Journey]]:
-    with db.transaction() as session:
-        return date_store.scheduled_journeys(session)
-
-
 async def reconcile(db: Database, client: Client, settings: Settings) -> int:
     """Every date-triggered or scheduled journey's schedule brought in line with the database
     (those whose changes Temporal missed, journeys loaded by ``journeys dev``); answers how
     many exist."""
-    # In a thread: on SQLite a transaction waits for the write lock, which the relay may hold
-    # across a Temporal call that needs this very loop to finish (see segments.reconcile).
-    journeys = await asyncio.to_thread(_scheduled, db)
+    journeys = await db.run(date_store.scheduled_journeys)
     existing = 0
     for key, status, journey in journeys:
         try:

@@ -93,7 +93,7 @@ def validate(session: Session, key: str, document: Any) -> Segment:
 async def put(
     db: Database, client: Client | None, key: str, document: Any, task_queue: str
 ) -> SegmentOut:
-    segment, out = await asyncio.to_thread(_save, db, key, document)
+    segment, out = await db.run(_save, key, document)
     if client is None:
         log.warning("Temporal unreachable: segment %s is saved, its backfill starts later", key)
         return out
@@ -101,28 +101,23 @@ async def put(
     return out
 
 
-def _save(db: Database, key: str, document: Any) -> tuple[Segment, SegmentOut]:
-    # Off the event loop: on SQLite a transaction waits for the write lock, which the relay may
-    # hold across a Temporal call that needs this very loop to finish.
-    with db.transaction() as session:
-        segment = validate(session, key, document)
-        row, _changed = segments_store.put(session, segment)
-        return segment, _out(row)
+def _save(session: Session, key: str, document: Any) -> tuple[Segment, SegmentOut]:
+    segment = validate(session, key, document)
+    row, _changed = segments_store.put(session, segment)
+    return segment, _out(row)
 
 
-def _saved(db: Database) -> list[tuple[Segment, int, bool]]:
-    with db.transaction() as session:
-        return [
-            (segments_store.segment_of(row), row.version, row.backfilled_version == row.version)
-            for row in segments_store.rows(session)
-        ]
+def _saved(session: Session) -> list[tuple[Segment, int, bool]]:
+    return [
+        (segments_store.segment_of(row), row.version, row.backfilled_version == row.version)
+        for row in segments_store.rows(session)
+    ]
 
 
 async def reconcile(db: Database, client: Client, task_queue: str) -> int:
     """Every segment's backfill and schedule brought in line with the database: those saved
-    while Temporal was unreachable, those ``journeys dev`` loaded. Answers how many segments.
-    Read in a thread, for the reason ``_save`` gives."""
-    found = await asyncio.to_thread(_saved, db)
+    while Temporal was unreachable, those ``journeys dev`` loaded. Answers how many segments."""
+    found = await db.run(_saved)
     for segment, version, backfilled in found:
         try:
             await ensure_workflows(client, segment, version, backfilled, task_queue)
@@ -216,16 +211,7 @@ async def delete(db: Database, client: Client | None, key: str) -> None:
     """Refused (409) while a journey, another segment or an unfinished broadcast names it.
     Its members leave it: each gets a ``segment.exited`` event in the delete's transaction, so
     a contact's history says when it stopped being in the segment."""
-    with db.transaction() as session:
-        _row(session, key)
-        journeys = segments_store.journeys_naming(session, key)
-        segments = segments_store.users(session, key)
-        broadcasts = broadcasts_store.live_using_segment(session, key)
-        if journeys or segments or broadcasts:
-            users = [f"journey {j}" for j in journeys] + [f"segment {s}" for s in segments]
-            users += [f"broadcast {b}" for b in broadcasts]
-            raise Conflict(f"segment {key!r} is used by " + ", ".join(users))
-        segments_store.remove(session, key, datetime.now(UTC))
+    await db.run(_remove, key)
     if client is None:
         log.warning("Temporal unreachable: the refresh schedule of segment %s stays", key)
         return
@@ -233,6 +219,18 @@ async def delete(db: Database, client: Client | None, key: str) -> None:
         await _delete_schedule(client, key)
     except RPCError as exc:
         log.warning("refresh schedule of segment %s not deleted: %s", key, exc)
+
+
+def _remove(session: Session, key: str) -> None:
+    _row(session, key)
+    journeys = segments_store.journeys_naming(session, key)
+    segments = segments_store.users(session, key)
+    broadcasts = broadcasts_store.live_using_segment(session, key)
+    if journeys or segments or broadcasts:
+        users = [f"journey {j}" for j in journeys] + [f"segment {s}" for s in segments]
+        users += [f"broadcast {b}" for b in broadcasts]
+        raise Conflict(f"segment {key!r} is used by " + ", ".join(users))
+    segments_store.remove(session, key, datetime.now(UTC))
 
 
 def members(session: Session, key: str, after: str | None, limit: int) -> SegmentMembersPage:

@@ -100,8 +100,7 @@ async def login(request: Request, settings: SettingsDep, db: DbDep) -> Response:
     target = _safe_next((form.get("next") or [None])[0])
     key_id = None
     if key:
-        with db.transaction() as session:
-            key_id = keys.live_admin_id(session, key)
+        key_id = await db.run(keys.live_admin_id, key)
     if key_id is None:
         message = (
             "enter an admin API key"
