@@ -99,6 +99,10 @@ def _segment_statements(seen: list[str]) -> list[str]:
     return [s for s in seen if "segment_members" in s or "ON CONFLICT (id) DO UPDATE" in s]
 
 
+def _plan_mode_statements(seen: list[str]) -> list[str]:
+    return [s for s in seen if "set_config('plan_cache_mode'" in s]
+
+
 def _everyone(db: Database, contacts: list[str]) -> dict[str, list[str]]:
     with db.transaction() as session:
         return {c: segments_store.keys_of(session, c) for c in contacts}
@@ -123,11 +127,12 @@ def test_a_batch_runs_as_many_segment_statements_whatever_its_size(db: Database)
         assert first[0] == counts[6][0] + 1
         # The whole ingest too (SQLite's writes some rows one by one). What segments add: one
         # statement per level of segments concerned (two here), with the members and the
-        # events they wrote. The hold (create and lock the contacts) stands in for the
-        # INSERT that creates identified contacts without segments.
+        # events they wrote, and the two that set the plan cache mode around them. The hold
+        # (create and lock the contacts) stands in for the INSERT that creates identified
+        # contacts without segments.
         assert counts[6][0] == counts[200][0]
         assert counts[200][1] == 3
-        assert counts[200][0] - without[0] == 2
+        assert counts[200][0] - without[0] == 2 + 2
     contacts = [
         f"user-{seed}-{n}" for seed, size in ((3, 6), (1, 6), (2, 200)) for n in range(size)
     ]
@@ -345,3 +350,31 @@ def test_hold_creates_and_locks_the_contacts_without_writing_those_that_exist(
         rows = other.execute(text("SELECT id, xmin::text FROM contacts ORDER BY id")).all()
     assert [row[0] for row in rows] == ["ada", "bob"]
     assert rows[0][1] == before  # ada's row was locked, not rewritten
+
+
+def test_the_level_statements_are_planned_once_and_the_plan_mode_restored(
+    postgres_db: Database,
+):
+    """Postgres re-planned each level statement at every ingest (its generic plan's estimate
+    exceeded the custom ones'); ``react`` asks for the generic plan around the level
+    statements alone and gives the transaction back the mode it had."""
+    db = postgres_db
+    _define(db, SEGMENTS)
+    with db.engine.connect() as connection:
+        # The pool's one connection here, so that its prepared statements are read below.
+        connection.exec_driver_sql("SET plan_cache_mode = force_custom_plan")
+        connection.commit()
+    for seed in range(8):
+        with statements(db) as seen, db.transaction() as session:
+            ingest(session, _calls(20, 100 + seed), ("batch",), now=NOW)
+            mode = session.connection().exec_driver_sql("SHOW plan_cache_mode").scalar()
+            assert mode == "force_custom_plan"
+        assert len(_plan_mode_statements(seen)) == 2
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+        plans = connection.exec_driver_sql(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE strpos(statement, 'WITH concerned') > 0"
+        ).all()
+    # psycopg prepares a statement at its sixth run; from then on no level is planned anew.
+    assert plans and all(generic > 0 and custom == 0 for generic, custom in plans)
