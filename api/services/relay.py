@@ -43,7 +43,6 @@ from temporal_journeys.api.services.routing import Router, Signal, Start
 from temporal_journeys.api.temporal import TemporalConnection
 from temporal_journeys.journeys.records import ContactSnapshot, JourneyEvent
 from temporal_journeys.journeys.settings import Settings
-from temporal_journeys.journeys.spec import Journey
 from temporal_journeys.store import contacts as contacts_store
 from temporal_journeys.store import enrollments as enrollments_store
 from temporal_journeys.store import journeys as journeys_store
@@ -145,13 +144,9 @@ class OutboxRelay:
         async with outbox.claim(self._db, self._batch) as claimed:
             if not claimed:
                 return 0
-            router = Router(await asyncio.to_thread(self._live_journeys))
+            router = Router(await self._db.run(journeys_store.live_journeys))
             outcomes = await self._deliver(client, router, claimed)
         return sum(outcome in (Outcome.DELIVERED, Outcome.PARKED) for outcome in outcomes)
-
-    def _live_journeys(self) -> list[tuple[int, Journey]]:
-        with self._db.transaction() as session:
-            return journeys_store.live_journeys(session)
 
     async def _deliver(
         self, client: Client, router: Router, claimed: list[outbox.Claim]
@@ -211,9 +206,7 @@ class OutboxRelay:
         begin admitted as batches (``start_entries``: one round of writes per journey, not per
         contact), the runs that want the event signalled, every event's fate committed
         together. An outcome per claim, in order; each is what ``_deliver_event`` would say."""
-        session = self._db.sessions()
-        try:
-            await asyncio.to_thread(session.connection)
+        async with self._db.held_transaction() as session:
             taken = {
                 entry.id: (entry, event)
                 for entry, event in outbox.take_all(session, [claim.entry_id for claim in claims])
@@ -277,10 +270,7 @@ class OutboxRelay:
                 else self._settle(session, *taken[claim.entry_id], failures.get(claim.entry_id))
                 for claim in claims
             ]
-            session.commit()
             return outcomes
-        finally:
-            session.close()
 
     async def _start_all(
         self,
@@ -333,20 +323,13 @@ class OutboxRelay:
 
     async def _deliver_event(self, client: Client, router: Router, claim: outbox.Claim) -> Outcome:
         """Route one event and commit what became of it, before the contact's next one."""
-        session = self._db.sessions()
-        try:
-            # A connection waited for off the loop, for the reason given in outbox.claim.
-            await asyncio.to_thread(session.connection)
+        # Begun off the loop, for the reason given in outbox.claim.
+        async with self._db.held_transaction() as session:
             taken = outbox.take(session, claim.entry_id)
             if taken is None:
-                session.rollback()
-                return Outcome.GONE
+                return Outcome.GONE  # no longer pending: nothing was written
             entry, event = taken
-            outcome = await self._attempt(client, session, router, entry, event)
-            session.commit()
-            return outcome
-        finally:
-            session.close()
+            return await self._attempt(client, session, router, entry, event)
 
     async def _attempt(
         self, client: Client, session: Session, router: Router, entry: OutboxEntry, event: Event
