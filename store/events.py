@@ -60,10 +60,13 @@ _ACCEPT_POSTGRES = text(
         FROM incoming ORDER BY position
         ON CONFLICT (message_id) DO NOTHING
         RETURNING id, contact_id
+    ), queued AS (
+        INSERT INTO outbox (event_id, contact_id, attempts, created_at)
+        SELECT id, contact_id, 0, :now FROM stored ORDER BY id
+        RETURNING id
     )
-    INSERT INTO outbox (event_id, contact_id, attempts, created_at)
-    SELECT id, contact_id, 0, :now FROM stored ORDER BY id
-    RETURNING id
+    SELECT n, CASE WHEN n > 0 THEN pg_notify(:channel, '') END IS NOT NULL AS notified
+    FROM (SELECT count(*) AS n FROM queued) AS counted
     """
 )
 
@@ -87,8 +90,12 @@ def accept(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
             # refuses with a DataError (422) instead of failing to encode here.
             separators=(",", ":"),
         )
-        stored = len(session.execute(_ACCEPT_POSTGRES, {"rows": document, "now": now}).all())
-        outbox.notify(session, stored)  # relays in other processes wake at the commit
+        # Relays in other processes wake at the commit: the statement notifies them itself when
+        # it queued anything (one round trip less per ingest than a NOTIFY of its own).
+        parameters = {"rows": document, "now": now, "channel": outbox.CHANNEL}
+        stored, notified = session.connection().execute(_ACCEPT_POSTGRES, parameters).one()
+        if notified:
+            outbox.notified(session)
         return stored
     stored = session.execute(
         sqlite.insert(Event)

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from temporal_journeys.store.models import ApiKey, utcnow
@@ -27,17 +27,17 @@ def create(session: Session, name: str, scope: str) -> str:
     return key
 
 
+# Built once: every ingest request asks, and building the statement cost more than running it.
+_SCOPE_OF = select(ApiKey.digest, ApiKey.revoked_at, ApiKey.scope).where(
+    ApiKey.digest == bindparam("wanted")
+)
+
+
 def scope_of(session: Session, key: str) -> str | None:
     """The key's scope, or None for an unknown or revoked key."""
     wanted = digest(key)
-    # Three columns on the session's connection, not an ORM entity: every ingest request asks.
-    row = (
-        session.connection()
-        .execute(
-            select(ApiKey.digest, ApiKey.revoked_at, ApiKey.scope).where(ApiKey.digest == wanted)
-        )
-        .first()
-    )
+    # On the session's connection, not an ORM entity: three columns need no identity map.
+    row = session.connection().execute(_SCOPE_OF, {"wanted": wanted}).first()
     # The lookup is by digest, so its timing says nothing about the key; compare anyway.
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.digest, wanted):
         return None

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from temporal_journeys.store.db import Database
@@ -42,18 +42,28 @@ CHANNEL = "journeys_outbox"
 LISTEN_RETRY_SECONDS = 2.0
 
 
+_NOTIFY = select(func.pg_notify(bindparam("channel"), ""))
+
+
 def notify(session: Session, queued: int) -> None:
     """Tell listening relays that ``queued`` events wait, when the caller's transaction commits
     (Postgres delivers a NOTIFY at commit, and drops it on rollback). Whatever queues entries
-    calls it (``events.accept``, the segments' level statements, ``unpark``); sent once per
-    transaction, as Postgres would deliver one anyway. Nothing when none were queued, and
-    nothing on SQLite, whose relay runs in the API's process and is woken there."""
+    calls it (the segments' level statements, ``unpark``; ``events.accept``'s statement
+    notifies by itself and calls ``notified``); sent once per transaction, as Postgres would
+    deliver one anyway. Nothing when none were queued, and nothing on SQLite, whose relay runs
+    in the API's process and is woken there."""
     if not queued or session.get_bind().dialect.name != "postgresql":
         return
     current = session.get_transaction()
     if current is not None and session.info.get(_NOTIFIED) is current:
         return
-    session.execute(select(func.pg_notify(CHANNEL, "")))
+    session.connection().execute(_NOTIFY, {"channel": CHANNEL})
+    notified(session)
+
+
+def notified(session: Session) -> None:
+    """Record that the caller's transaction has notified (a statement of its own may do it,
+    as ``events.accept``'s does), so ``notify`` sends nothing more in it."""
     session.info[_NOTIFIED] = session.get_transaction()
 
 

@@ -122,21 +122,31 @@ def _digest(dialect: str) -> Any:
     return func.md5(as_text) if dialect == "postgresql" else as_text
 
 
+# Built once per dialect: every ingest reads the first, and building it cost more than running it.
+_MARKS = {
+    dialect: select(SegmentRow.key, SegmentRow.version, _digest(dialect))
+    for dialect in ("postgresql", "sqlite")
+}
+_DEFINITIONS = {
+    dialect: select(SegmentRow.key, SegmentRow.version, SegmentRow.definition, _digest(dialect))
+    for dialect in ("postgresql", "sqlite")
+}
+
+
 def definitions(session: Session) -> dict[str, Segment]:
     """Every stored segment, by key (read on each ingest: one small query of keys, versions
     and digests; the definitions themselves only when one is new to this process, since
     decoding and parsing them on every ingest cost it more than the query)."""
     connection = session.connection()  # three columns need none of the ORM's result machinery
-    digest = _digest(connection.dialect.name)
-    known = connection.execute(select(SegmentRow.key, SegmentRow.version, digest)).all()
+    dialect = connection.dialect.name
+    known = connection.execute(_MARKS[dialect]).all()
     found = {key: _KNOWN.get((key, version, mark)) for key, version, mark in known}
     if all(segment is not None for segment in found.values()):
         return found  # type: ignore[return-value]
     if len(_KNOWN) > 10_000:
         _KNOWN.clear()
-    query = select(SegmentRow.key, SegmentRow.version, SegmentRow.definition, digest)
     answer = {}
-    for key, version, definition, mark in connection.execute(query):
+    for key, version, definition, mark in connection.execute(_DEFINITIONS[dialect]):
         segment = _KNOWN.get((key, version, mark)) or _parse(key, version, definition)
         answer[key] = _KNOWN[(key, version, mark)] = segment
     return answer

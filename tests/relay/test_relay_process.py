@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, event, select, text
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -154,6 +154,50 @@ async def test_every_way_of_queueing_an_event_tells_listening_relays(engine_db: 
         with engine_db.transaction() as session:  # nothing left for the relays of later tests
             segments_store.remove(session, segment, now)
             session.execute(delete(OutboxEntry).where(OutboxEntry.contact_id == contact))
+
+
+async def test_an_accept_notifies_in_its_own_statement_once_and_only_when_it_queued(
+    engine_db: Database,
+):
+    """``events.accept`` notifies in the statement that stores the events (a round trip less
+    per ingest): nothing for a batch of duplicates, and no second NOTIFY in its transaction."""
+    woken = asyncio.Event()
+    listening = asyncio.create_task(outbox.listen(engine_db, woken.set))
+    notifies: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "pg_notify" in statement:
+            notifies.append(statement)
+
+    now = datetime.now(UTC)
+    row = {
+        "message_id": str(uuid.uuid4()),
+        "contact_id": h.unique("notified"),
+        "name": "email.opened",
+        "properties": {},
+        "timestamp": now,
+    }
+    event.listen(engine_db.engine, "before_cursor_execute", count)
+    try:
+        await asyncio.wait_for(woken.wait(), 10)  # once listening: what it missed is looked at
+        woken.clear()
+        with engine_db.transaction() as session:
+            assert events_store.accept(session, [row], now) == 1
+            outbox.notify(session, 1)  # as a segment's level statement would after it
+        await asyncio.wait_for(woken.wait(), 5)
+        assert len(notifies) == 1, notifies
+        woken.clear()
+        with engine_db.transaction() as session:
+            assert events_store.accept(session, [row], now) == 0  # a duplicate: nothing queued
+        await asyncio.sleep(0.5)
+        assert not woken.is_set(), "a notification for a batch that queued nothing"
+    finally:
+        event.remove(engine_db.engine, "before_cursor_execute", count)
+        listening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listening
+        with engine_db.transaction() as session:  # nothing left for the relays of later tests
+            session.execute(delete(OutboxEntry).where(OutboxEntry.contact_id == row["contact_id"]))
 
 
 def test_sqlite_sends_no_notification(sqlite_url: str):
