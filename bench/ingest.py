@@ -8,7 +8,8 @@ fresh database, posts Segment batches from concurrent clients, then inserts the 
 plain multi-row INSERTs in one process as the reference. Each round runs both halves one after
 the other, with fresh messageIds, so a drift of the shared machine falls on both; the figures
 are the medians of the rounds. Prints both rates, their ratio and the API processes' CPU per
-event. Goals (issue 18): at least 10,000 events/s, and at least 0.8 of the plain INSERT.
+event, with the bench's clients' and Postgres's beside it (what shares the 2 cores with the API).
+Goals (issue 18): at least 10,000 events/s, and at least 0.8 of the plain INSERT.
 ``--compare-workers`` alternates 1 and 2 API processes in each round instead (against the same
 reference) and says which is faster here.
 """
@@ -29,9 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 from sqlalchemy import insert
 
+from bench import http_load, stack
 from temporal_journeys.cli.devserver import wait_for_port
 from temporal_journeys.store import keys
 from temporal_journeys.store.db import Database
@@ -63,21 +64,7 @@ async def post_all(url: str, key: str, work: list[list[dict]], concurrency: int)
     # Bodies encoded before the clock starts: the client shares the 2 cores with the API and
     # Postgres, and its JSON encoding is not what is measured.
     bodies = [json.dumps({"batch": batch}).encode() for batch in work]
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=url, headers=headers) as http:
-            while not queue.empty():
-                body = queue.get_nowait()
-                response = await http.post("/v1/batch", content=body, timeout=60)
-                response.raise_for_status()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    return time.perf_counter() - started
+    return await http_load.post_all(url, "/v1/batch", key, bodies, concurrency)
 
 
 def insert_all(db: Database, work: list[list[dict]]) -> float:
@@ -164,13 +151,19 @@ class Half:
     rate: float
     seconds: float
     cpu_per_event_ms: float
+    # What else shared the 2 cores while the API half ran, per event: the bench's own HTTP
+    # clients and every Postgres process.
+    client_ms: float
+    postgres_ms: float
 
 
 def api_half(api: Api, key: str, work: list[list[dict]], concurrency: int, events: int) -> Half:
-    cpu_before = _cpu_seconds(api.process.pid)
+    before = _cpu_seconds(api.process.pid), time.process_time(), stack.postgres_cpu_seconds()
     seconds = asyncio.run(post_all(f"http://127.0.0.1:{PORT}", key, work, concurrency))
-    cpu = _cpu_seconds(api.process.pid) - cpu_before
-    return Half(events / seconds, seconds, cpu / events * 1000)
+    after = _cpu_seconds(api.process.pid), time.process_time(), stack.postgres_cpu_seconds()
+    spent = (1000 * (b - a) / events for a, b in zip(before, after, strict=True))
+    api_ms, client_ms, postgres_ms = spent
+    return Half(events / seconds, seconds, api_ms, client_ms, postgres_ms)
 
 
 def main() -> None:
@@ -218,7 +211,8 @@ def main() -> None:
                     reference.append(args.events / reference_seconds)
             line = ", ".join(
                 f"{w} process{'es' if w > 1 else ''} {results[w][-1].rate:,.0f} events/s "
-                f"({results[w][-1].cpu_per_event_ms:.3f} ms CPU per event)"
+                f"(CPU per event: API {results[w][-1].cpu_per_event_ms:.3f} ms, clients "
+                f"{results[w][-1].client_ms:.3f}, Postgres {results[w][-1].postgres_ms:.3f})"
                 for w in sides
             )
             print(f"round {number}: API {line}; plain INSERT {reference[-1]:,.0f} rows/s")
