@@ -17,6 +17,7 @@ segments are computed and the journey is published, so it does not start runs.""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy.orm import Session
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -47,7 +49,7 @@ from temporal_journeys.cli.loader import (
 from temporal_journeys.journeys.cron import parse_cron
 from temporal_journeys.journeys.graph import Problem
 from temporal_journeys.journeys.records import TraceEntry
-from temporal_journeys.journeys.segments import dependencies, in_dependency_order
+from temporal_journeys.journeys.segments import Segment, dependencies, in_dependency_order
 from temporal_journeys.journeys.settings import Settings
 from temporal_journeys.journeys.spec import (
     ClockTime,
@@ -248,13 +250,9 @@ async def _run(
     # A broadcast file (examples/broadcasts/*.yaml) is simulated with the folder above its own.
     broadcast = _broadcast_file(journey_file)
     folder = journey_file.parent.parent if broadcast else journey_file.parent
-    with db.transaction() as session:
-        load_segments(session, folder / "segments")
-        load_topics(session, folder / "topics")
-        for contact in timeline.contacts:
-            contacts_store.upsert(session, contact.id, contact.traits)
-            for device in contact.devices:
-                devices_store.register(session, contact.id, device.token, device.platform)
+    # Every store read and write of the simulation runs in a thread (``db.run``): the worker's
+    # activities share this event loop and may hold SQLite's write lock while they wait on it.
+    await db.run(_load_store, folder, timeline)
     relay = OutboxRelay(db, TemporalConnection(settings, client=env.client), settings)
     console = ConsoleProvider()
     channels = ("email", "sms", "webhook", "push", "whatsapp")
@@ -273,16 +271,16 @@ async def _run(
             if scripted.at < timedelta(0):
                 moment = started + scripted.at
                 await _deliver(env, db, relay, scripted, f"simulation/{number}", moment)
-        for key in _segment_keys(db):
+        for key in await db.run(_segment_keys):
             await _refresh(env, relay, key, started)
-        journey = None if broadcast else _publish(db, journey_file)
+        journey = None if broadcast else await db.run(_publish, journey_file)
         if broadcast:
-            with db.transaction() as session:
-                load_templates(session, folder / "templates")
+            await db.run(load_templates, folder / "templates")
         expected: dict[str, str] = {}  # run id -> workflow id, of runs the relay did not record
         sent_broadcasts: list[tuple[str, str]] = []  # (broadcast id, file key)
-        fires = _date_fires(db, settings, journey, timeline, started) if journey else []
-        clock = _Schedules(env, db, relay, journey, fires, started)
+        fires = await _date_fires(db, settings, journey, timeline, started) if journey else []
+        segments = await db.run(segments_store.definitions)
+        clock = _Schedules(env, db, relay, journey, fires, started, segments)
         clock.known(started + line.at for _, line in lines)
         clock.known(_dates_in([c.traits for c in timeline.contacts]))
         for number, scripted in lines:
@@ -307,6 +305,15 @@ async def _run(
             outcomes += await _recipients(env, db, broadcast_id, key, started, timeline)
     main = journey.key if journey is not None else f"broadcast {journey_file.stem}"
     return sorted(outcomes, key=lambda o: (o.journey != main, o.contact_id, _first(o)))
+
+
+def _load_store(session: Session, folder: Path, timeline: Timeline) -> None:
+    load_segments(session, folder / "segments")
+    load_topics(session, folder / "topics")
+    for contact in timeline.contacts:
+        contacts_store.upsert(session, contact.id, contact.traits)
+        for device in contact.devices:
+            devices_store.register(session, contact.id, device.token, device.platform)
 
 
 def _broadcast_file(path: Path) -> bool:
@@ -358,13 +365,7 @@ async def _recipients(
     if timeline.until is None:
         async with env.time_skipping_unlocked():  # type: ignore[attr-defined]
             await _result(handle)
-    with db.transaction() as session:
-        rows = broadcasts_store.recipients(session, broadcast_id, after=None, limit=1_000_000)
-        messages = {
-            row.contact_id: messages_store.get(session, row.message_id)
-            for row in rows
-            if row.message_id is not None
-        }
+    rows, messages = await db.run(_recipients_and_messages, broadcast_id)
     outcomes = []
     for row in rows:
         # Its due moment is the simulated clock's (a message row's times are the wall clock's).
@@ -377,13 +378,24 @@ async def _recipients(
     return outcomes
 
 
+def _recipients_and_messages(
+    session: Session, broadcast_id: str
+) -> tuple[list[Any], dict[str, Any]]:
+    rows = broadcasts_store.recipients(session, broadcast_id, after=None, limit=1_000_000)
+    messages = {
+        row.contact_id: messages_store.get(session, row.message_id)
+        for row in rows
+        if row.message_id is not None
+    }
+    return rows, messages
+
+
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _segment_keys(db: Database) -> list[str]:
-    with db.transaction() as session:
-        segments = segments_store.definitions(session)
+def _segment_keys(session: Session) -> list[str]:
+    segments = segments_store.definitions(session)
     return [segment.key for segment in in_dependency_order(segments.values())]
 
 
@@ -408,13 +420,12 @@ class _Schedules:
         journey: Journey | None,
         date_fires: list[datetime],
         started: datetime,
+        segments: dict[str, Segment],
     ) -> None:
         self._env, self._db, self._relay, self._journey = env, db, relay, journey
         self._fires = date_fires
         self._last_fire = started
         self._checked = started  # refresh fires up to here are done
-        with db.transaction() as session:
-            segments = segments_store.definitions(session)
         self._every = {
             segment.key: segment.refresh
             for segment in in_dependency_order(segments.values())
@@ -432,7 +443,7 @@ class _Schedules:
         of the same moment)."""
         while True:
             fire = self._fires[0] if self._fires and self._fires[0] <= until else None
-            change = self._next_change(fire or until)
+            change = await self._next_change(fire or until)
             if change is not None:
                 moment, keys = change
                 for key in keys:
@@ -444,7 +455,7 @@ class _Schedules:
             else:
                 return
 
-    def _next_change(self, limit: datetime) -> tuple[datetime, list[str]] | None:
+    async def _next_change(self, limit: datetime) -> tuple[datetime, list[str]] | None:
         """The next refresh fire up to ``limit`` that changes some membership, and the
         segments whose fire it is."""
         while True:
@@ -454,7 +465,9 @@ class _Schedules:
             moment = fires[0][0]
             self._checked = moment
             keys = [key for at, key in fires if at == moment]
-            changing = [key for key in keys if self._would_change(key, moment)]
+            changing = [
+                key for key in keys if await asyncio.to_thread(self._would_change, key, moment)
+            ]
             if changing:
                 self._moments.add(moment)  # their segment.entered / exited events
                 return moment, changing
@@ -547,7 +560,7 @@ async def _refresh(
         pass
 
 
-def _date_fires(
+async def _date_fires(
     db: Database, settings: Settings, journey: Journey, timeline: Timeline, started: datetime
 ) -> list[datetime]:
     """For a ``date_attribute`` journey, the moments its schedule's fires must come at for
@@ -574,12 +587,16 @@ def _date_fires(
     bounds = [started]
     while bounds[-1] < end:
         bounds.append(min(bounds[-1] + timedelta(days=30), end))
-    moments = set(bounds[1:])
-    with db.connection() as connection:
-        for after, until in zip(bounds, bounds[1:], strict=False):
-            found = find_due(connection, trigger, after, until, settings.default_timezone)
-            moments |= {due.moment for due in found}
-    return sorted(moments)
+
+    def due(session: Session) -> set[datetime]:
+        connection = session.connection()
+        return {
+            found.moment
+            for after, until in zip(bounds, bounds[1:], strict=False)
+            for found in find_due(connection, trigger, after, until, settings.default_timezone)
+        }
+
+    return sorted(set(bounds[1:]) | await db.run(due))
 
 
 async def _fire(
@@ -614,23 +631,22 @@ async def _sleep_until(env: WorkflowEnvironment, moment: datetime) -> None:
         await env.sleep(wait)
 
 
-def _publish(db: Database, journey_file: Path) -> Journey:
+def _publish(session: Session, journey_file: Path) -> Journey:
     """The journey file, with the templates beside it (``templates/*.yaml``) and the journeys
     beside it that its ``enter`` steps name, transitively."""
     folder = journey_file.parent
-    with db.transaction() as session:
-        load_templates(session, folder / "templates")
-        templates = templates_store.keys(session)
-        journey = parse_journey(journey_file.read_text(), templates=templates)
-        siblings = _journeys_in(folder, templates, skip=journey_file)
-        todo, published = [journey], set()
-        while todo:
-            current = todo.pop()
-            if current.key in published:
-                continue
-            publish_if_changed(session, current)
-            published.add(current.key)
-            todo += [siblings[k] for k in _entered(current) if k in siblings]
+    load_templates(session, folder / "templates")
+    templates = templates_store.keys(session)
+    journey = parse_journey(journey_file.read_text(), templates=templates)
+    siblings = _journeys_in(folder, templates, skip=journey_file)
+    todo, published = [journey], set()
+    while todo:
+        current = todo.pop()
+        if current.key in published:
+            continue
+        publish_if_changed(session, current)
+        published.add(current.key)
+        todo += [siblings[k] for k in _entered(current) if k in siblings]
     return journey
 
 
@@ -667,34 +683,37 @@ async def _deliver(
             db, env.client, scripted.enroll, [scripted.userId], scripted.properties, QUEUE
         )
         return await _runs_of(env, {r.workflow_id for r in results if r.workflow_id})
-    call: TrackCall | IdentifyCall
-    with db.transaction() as session:
-        if scripted.identify is not None:
-            call = IdentifyCall(
-                userId=scripted.userId,
-                messageId=message_id,
-                timestamp=moment,
-                traits=scripted.identify,
-            )
-        else:
-            properties = dict(scripted.properties)
-            contacts_store.get_or_create(session, scripted.userId)
-            if scripted.message_step is not None:
-                sent = messages_store.latest_of_step(
-                    session, scripted.userId, scripted.message_step
-                )
-                properties["message_id"] = sent.id if sent else None
-            call = TrackCall(
-                userId=scripted.userId,
-                messageId=message_id,
-                timestamp=moment,
-                event=scripted.event or "",
-                properties=properties,
-            )
-        ingest(session, [call], now=moment)
+    await db.run(_ingest_line, scripted, message_id, moment)
     while await relay.deliver_once():
         pass
     return {}  # the relay recorded the runs it started (enrollments)
+
+
+def _ingest_line(
+    session: Session, scripted: ScriptedEvent, message_id: str, moment: datetime
+) -> None:
+    call: TrackCall | IdentifyCall
+    if scripted.identify is not None:
+        call = IdentifyCall(
+            userId=scripted.userId,
+            messageId=message_id,
+            timestamp=moment,
+            traits=scripted.identify,
+        )
+    else:
+        properties = dict(scripted.properties)
+        contacts_store.get_or_create(session, scripted.userId)
+        if scripted.message_step is not None:
+            sent = messages_store.latest_of_step(session, scripted.userId, scripted.message_step)
+            properties["message_id"] = sent.id if sent else None
+        call = TrackCall(
+            userId=scripted.userId,
+            messageId=message_id,
+            timestamp=moment,
+            event=scripted.event or "",
+            properties=properties,
+        )
+    ingest(session, [call], now=moment)
 
 
 async def _collect(
@@ -709,19 +728,15 @@ async def _collect(
     those that hand-offs started; waiting for each to end unless the clock stopped."""
     outcomes: dict[str, Outcome] = {}
     while True:
-        runs = {**_recorded_runs(db), **expected}
+        runs = {**await db.run(enrollments_store.runs), **expected}
         pending = {run_id: wid for run_id, wid in runs.items() if run_id not in outcomes}
         if not pending:
             return list(outcomes.values())
         for run_id, wid in pending.items():
             outcome = await _outcome(env, wid, run_id, started, wait)
             outcomes[run_id] = outcome
-            expected |= await _runs_of(env, _handed_to(db, outcome, run_names(env.client)))
-
-
-def _recorded_runs(db: Database) -> dict[str, str]:
-    with db.transaction() as session:
-        return enrollments_store.runs(session)
+            live = await db.run(journeys_store.live_version, outcome.journey)
+            expected |= await _runs_of(env, _handed_to(live, outcome, run_names(env.client)))
 
 
 async def _runs_of(env: WorkflowEnvironment, workflow_ids: set[str]) -> dict[str, str]:
@@ -764,10 +779,9 @@ async def _result(handle: WorkflowHandle) -> dict[str, Any] | None:
         return None  # a failed run still answers its query: the trace says why
 
 
-def _handed_to(db: Database, outcome: Outcome, names: RunNames) -> set[str]:
-    """Workflow ids of the runs this run's ``enter`` steps started."""
-    with db.transaction() as session:
-        live = journeys_store.live_version(session, outcome.journey)
+def _handed_to(live: tuple[int, Journey] | None, outcome: Outcome, names: RunNames) -> set[str]:
+    """Workflow ids of the runs this run's ``enter`` steps started (``live``: the journey's
+    live version, as ``journeys_store.live_version`` answers it)."""
     if live is None:
         return set()
     steps = live[1].step_map()

@@ -27,8 +27,9 @@ from temporal_journeys.store.db import Database
 from temporal_journeys.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
-# Where a server's loop is shared: requests and the relay (api), activities and the worker.
-SERVED = ("api", "activities", "workflows")
+# Where a loop is shared: requests and the relay (api), activities and the worker, and the
+# commands that run a worker and a relay beside their own steps (`journeys simulate`, `dev`).
+SERVED = ("api", "activities", "workflows", "cli")
 
 SEGMENT = {"key": "vip", "name": "VIP", "condition": {"tag": "vip"}}
 SETTINGS = Settings(database_url="sqlite://")
