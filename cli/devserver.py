@@ -131,17 +131,33 @@ def _refuse_held_ports(ports: Sequence[int]) -> None:
             )
 
 
-def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log: Path | None) -> None:
-    """Until our server answers on ``port``; raises if it exits first (it could not bind, or
-    its database is bad) or never answers."""
-    deadline = time.monotonic() + 60
-    while not _answers(port):
+def _wait_until_serving(
+    process: subprocess.Popen[bytes], port: int, log: Path | None, seconds: float = 60
+) -> None:
+    """Until our server's frontend says it is serving on ``port``; raises if the server exits
+    first (it could not bind, or its database is bad) or never gets there. An open port is not
+    enough: a client connecting in the first moments after it could be told "Frontend is not
+    healthy yet" (seen in CI on a slow machine)."""
+    deadline = time.monotonic() + seconds
+    while not (_answers(port) and _serving(port)):
         if process.poll() is not None:
             where = f"; see {log}" if log else ""
             raise RuntimeError(f"the Temporal dev server exited with {process.returncode}{where}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the Temporal dev server did not answer on port {port} in 60 s")
+            raise TimeoutError(
+                f"the Temporal dev server was not serving on port {port} in {seconds:.0f} s"
+            )
         time.sleep(0.2)
+
+
+def _serving(port: int) -> bool:
+    """The frontend's own health check (gRPC health, through the CLI beside the server)."""
+    check = [temporal_binary(), "operator", "cluster", "health", "--address", f"127.0.0.1:{port}"]
+    try:
+        answer = subprocess.run(check, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return answer.returncode == 0 and answer.stdout.strip() == "SERVING"
 
 
 def start_dev_server(

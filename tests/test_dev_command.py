@@ -14,6 +14,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from temporal_journeys.cli import devserver
 from temporal_journeys.cli.devserver import start_dev_server, stop, wait_for_port
 
 pytestmark = pytest.mark.slow
@@ -171,6 +172,22 @@ def test_a_port_held_by_another_program_is_refused_with_a_clear_message(tmp_path
     assert f"port {port}" in message and "--temporal-port" in message
     assert not (tmp_path / "temporal.pid").exists()
     assert set(_children()) <= before, "a process it started is left (running or a zombie)"
+
+
+def test_a_server_is_ready_only_once_its_frontend_says_it_is_serving():
+    """An open port is not enough: in CI a client connecting just after it was told "Frontend
+    is not healthy yet". Here the port answers (a plain listener) but nothing serves gRPC."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            with pytest.raises(TimeoutError, match="not serving"):
+                devserver._wait_until_serving(running, port, None, seconds=2)
+        finally:
+            running.kill()
+            running.wait()
 
 
 def _children() -> list[str]:
