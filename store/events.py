@@ -65,7 +65,7 @@ _ACCEPT_POSTGRES = text(
         SELECT id, contact_id, 0, :now FROM stored ORDER BY id
         RETURNING id
     )
-    SELECT n, CASE WHEN n > 0 THEN pg_notify(:channel, '') END IS NOT NULL AS notified
+    SELECT n, CASE WHEN n > 0 THEN pg_notify(:channel, '') END
     FROM (SELECT count(*) AS n FROM queued) AS counted
     """
 )
@@ -93,8 +93,8 @@ def accept(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
         # Relays in other processes wake at the commit: the statement notifies them itself when
         # it queued anything (one round trip less per ingest than a NOTIFY of its own).
         parameters = {"rows": document, "now": now, "channel": outbox.CHANNEL}
-        stored, notified = session.connection().execute(_ACCEPT_POSTGRES, parameters).one()
-        if notified:
+        stored = session.connection().execute(_ACCEPT_POSTGRES, parameters).one()[0]
+        if stored:
             outbox.notified(session)
         return stored
     stored = session.execute(
