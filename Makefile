@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python -m bench.scale --quick
 	$(BIN)/python -m bench.ui --quick
 	$(BIN)/python -m bench.scale_out --quick
+	$(BIN)/python -m bench.retention_months --quick
 
 # Headless Chromium and its driver, Debian's: the operator page's browser tests (tests/ui/) need
 # them, so `make test` installs them when missing; docs/screenshot.py uses Chromium too.

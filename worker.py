@@ -40,6 +40,7 @@ async def run_worker(
     )
     # The daily retention schedule, in line with this worker's settings (it runs here).
     await retention.sync_logged(client, settings)
+    await retention.prepare_months(plugin.db)
     worker = build_worker(client, settings, workflows=workflows)
     try:
         if stop is None:

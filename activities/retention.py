@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.store import partitions
 from temporal_journeys.store import retention as retention_store
 from temporal_journeys.store.db import Database
 from temporal_journeys.workflows.retention import (
@@ -28,6 +29,7 @@ from temporal_journeys.workflows.retention import (
 )
 
 P = TypeVar("P", bound=BaseModel)
+_STILL_WORKING = 30.0  # seconds; the workflow's heartbeat timeout is 2 minutes
 
 
 def events_pass(
@@ -46,6 +48,11 @@ def events_pass(
         return
     keep = timedelta(days=settings.retention_events_days)
     size = batch_size or settings.retention_batch_size
+    if not progress.months_done:
+        for step in _months_pass(db, now=now, keep=keep, dry_run=dry_run, progress=progress):
+            progress = step
+            yield progress
+        progress = progress.model_copy(update={"months_done": True})
     while not progress.done:
         with db.transaction() as session:
             # Asked at every batch: a condition saved during the pass counts from the next one.
@@ -58,14 +65,50 @@ def events_pass(
                 limit=size,
                 needed=needed,
                 dry_run=dry_run,
+                months=retention_store.old_months(session, now=now, keep=keep) if dry_run else (),
             )
-        progress = EventsProgress(
-            after_id=batch.last_id,
-            scanned=progress.scanned + batch.scanned,
-            deleted=progress.deleted + batch.deleted,
-            batches=progress.batches + (1 if batch.scanned else 0),
-            done=batch.done,
-            kept_for_conditions=needed.describe(),
+        progress = progress.model_copy(
+            update={
+                "after_id": batch.last_id,
+                "scanned": progress.scanned + batch.scanned,
+                "deleted": progress.deleted + batch.deleted,
+                "batches": progress.batches + (1 if batch.scanned else 0),
+                "done": batch.done,
+                "kept_for_conditions": needed.describe(),
+            }
+        )
+        yield progress
+
+
+def _months_pass(
+    db: Database, *, now: datetime, keep: timedelta, dry_run: bool, progress: EventsProgress
+) -> Iterator[EventsProgress]:
+    """On Postgres, first the months of partitions to come, then each month received wholly
+    before the cutoff swapped for what it still needs (``swap_old_month``), one transaction
+    each; the batches after it handle the month that straddles the cutoff and the rows kept."""
+    if not dry_run:
+        with db.transaction() as session:
+            partitions.ensure_months(session, now)
+    while True:
+        with db.transaction() as session:
+            pending = [
+                m
+                for m in retention_store.old_months(session, now=now, keep=keep)
+                if m.table not in progress.months
+            ]
+            if not pending:
+                return
+            needed = retention_store.events_needed(session)
+            swapped = retention_store.swap_old_month(
+                session, pending[0], now=now, keep=keep, needed=needed, dry_run=dry_run
+            )
+        progress = progress.model_copy(
+            update={
+                "months": [*progress.months, swapped.month],
+                "deleted": progress.deleted + swapped.deleted,
+                "scanned": progress.scanned + swapped.deleted + swapped.kept,
+                "kept_for_conditions": needed.describe(),
+            }
         )
         yield progress
 
@@ -104,7 +147,12 @@ async def _heartbeating(passes: Iterator[P], start: P, batches: int) -> P:
     """Up to ``batches`` items of a pass, each run in a thread and heartbeated."""
     progress = start
     for _ in range(batches):
-        step = await asyncio.to_thread(next, passes, None)
+        working = asyncio.ensure_future(asyncio.to_thread(next, passes, None))
+        # A month's swap can outlast the heartbeat timeout: the last progress is sent again
+        # while it works, so the attempt is not declared dead and started twice.
+        while not (await asyncio.wait({working}, timeout=_STILL_WORKING))[0]:
+            activity.heartbeat(progress)
+        step = working.result()
         if step is None:
             break
         progress = step

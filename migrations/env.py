@@ -7,6 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from temporal_journeys.journeys.settings import get_settings
+from temporal_journeys.store import partitions
 from temporal_journeys.store.db import make_engine
 from temporal_journeys.store.models import Base
 
@@ -46,6 +47,7 @@ def run_online() -> None:
                 # SQLite cannot ALTER most things in place; batch mode rebuilds the table.
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
+                include_name=partitions.include_name,
             )
             with context.begin_transaction():
                 context.run_migrations()

@@ -10,8 +10,8 @@ from sqlalchemy import Connection, delete, func, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from temporal_journeys.store import outbox
-from temporal_journeys.store.models import Event
+from temporal_journeys.store import outbox, partitions
+from temporal_journeys.store.models import Event, EventId
 
 
 def count(session: Session | Connection, contact_id: str, name: str, since: datetime | None) -> int:
@@ -39,26 +39,37 @@ def record(
     )
     session.add(event)
     session.flush()
+    session.add(EventId(message_id=message_id, received_at=event.received_at))
+    session.flush()
     return event
 
 
 # One statement for Postgres: the batch goes in as one JSON array of [messageId, contact, name,
-# properties, timestamp] rows (a fixed, cached statement whatever the batch size), duplicates by
-# messageId are skipped, and what was stored is queued for routing. One JSON document instead of
-# five arrays: psycopg dumps a text array element by element in Python, escaping each with a
-# regular expression, which was a quarter of the API's time under load (docs/benchmarks.md);
-# ``json.dumps`` of the whole batch is one call in C.
+# properties, timestamp] rows (a fixed, cached statement whatever the batch size), messageIds
+# seen before (in ``event_ids``, or earlier in the batch) are skipped, and what was stored is
+# queued for routing. One JSON document instead of five arrays: psycopg dumps a text array
+# element by element in Python, escaping each with a regular expression, which was a quarter of
+# the API's time under load (docs/benchmarks.md); ``json.dumps`` of the whole batch is one call
+# in C. ``event_ids`` takes the messageIds in their own order (two batches sharing some lock
+# them in the same order), the events go in in the batch's (ids follow it, and the relay routes
+# by id).
 _ACCEPT_POSTGRES = text(
     """
     WITH incoming AS (
-        SELECT call ->> 0 AS message_id, call ->> 1 AS contact_id, call ->> 2 AS name,
+        SELECT DISTINCT ON (call ->> 0)
+               call ->> 0 AS message_id, call ->> 1 AS contact_id, call ->> 2 AS name,
                call -> 3 AS properties, CAST(call ->> 4 AS timestamptz) AS timestamp, position
         FROM jsonb_array_elements(CAST(:rows AS jsonb)) WITH ORDINALITY AS t(call, position)
+        ORDER BY call ->> 0, position
+    ), fresh AS (
+        INSERT INTO event_ids (message_id, received_at)
+        SELECT message_id, :now FROM incoming
+        ON CONFLICT (message_id) DO NOTHING
+        RETURNING message_id
     ), stored AS (
         INSERT INTO events (message_id, contact_id, name, properties, timestamp, received_at)
         SELECT message_id, contact_id, name, properties, timestamp, :now
-        FROM incoming ORDER BY position
-        ON CONFLICT (message_id) DO NOTHING
+        FROM incoming JOIN fresh USING (message_id) ORDER BY position
         RETURNING id, contact_id
     ), queued AS (
         INSERT INTO outbox (event_id, contact_id, attempts, created_at)
@@ -97,15 +108,37 @@ def accept(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
         if stored:
             outbox.notified(session)
         return stored
+    firsts: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        firsts.setdefault(row["message_id"], row)
+    new = _claim_ids(session, list(firsts), now)
+    fresh = [{**row, "received_at": now} for key, row in firsts.items() if key in new]
+    if not fresh:
+        return 0
     stored = session.execute(
-        sqlite.insert(Event)
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(Event.id, Event.contact_id),
-        [{**row, "received_at": now} for row in rows],
+        sqlite.insert(Event).returning(Event.id, Event.contact_id, sort_by_parameter_order=True),
+        fresh,
     ).all()
-    outbox.add(session, sorted((event_id, contact) for event_id, contact in stored))
+    outbox.add(session, [(event_id, contact) for event_id, contact in stored])
     return len(stored)
 
 
+def _claim_ids(session: Session, message_ids: list[str], now: datetime) -> set[str]:
+    """The messageIds among these not stored before, now taken (SQLite's way)."""
+    if not message_ids:
+        return set()
+    claimed = session.execute(
+        sqlite.insert(EventId).on_conflict_do_nothing().returning(EventId.message_id),
+        [{"message_id": key, "received_at": now} for key in message_ids],
+    )
+    return set(claimed.scalars())
+
+
 def remove_for_contact(session: Session, contact_id: str) -> int:
+    """Erase a contact's events (their messageIds stay in ``event_ids``: a replay of one is
+    still skipped, so the contact's events do not come back)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Not while retention swaps a month: its copy of the month's kept rows would bring
+        # these back.
+        partitions.as_an_erasure(session)
     return session.execute(delete(Event).where(Event.contact_id == contact_id)).rowcount

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ColumnElement,
+    Connection,
     DateTime,
     Index,
     Integer,
@@ -18,12 +19,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from temporal_journeys.store import partitions
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -98,12 +102,33 @@ class Event(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    # Unique through ``event_ids`` (migration 0015): on Postgres this table is partitioned by
+    # month of ``received_at`` (``store/partitions.py``), and a unique index there would have
+    # to hold ``received_at`` too.
+    message_id: Mapped[str] = mapped_column(String(200))
     contact_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(200))
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     timestamp: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@event.listens_for(Event.__table__, "after_create")
+def _partitioned_on_postgres(target: Any, connection: Connection, **_: Any) -> None:
+    # ``create_all`` builds what the migrations build: the models describe the SQLite table,
+    # and Postgres partitions it as migration 0015 does.
+    if connection.dialect.name == "postgresql":
+        partitions.partition_events(connection, utcnow())
+
+
+class EventId(Base):
+    """The messageIds of stored events: ingest skips one seen before (``events.accept``).
+    Deleted with their event by retention, so a repeat is skipped as long as the first is kept."""
+
+    __tablename__ = "event_ids"
+
+    message_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime]
 
 
 class Template(Base):

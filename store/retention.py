@@ -1,4 +1,5 @@
-"""Retention: old events deleted and old messages' rendered content cleared, in batches.
+"""Retention: old events deleted and old messages' rendered content cleared, in batches; on
+Postgres, whole months of events swapped for the rows they still need first.
 
 Each call handles at most ``limit`` rows in one short transaction of the caller's, so a pass
 over millions of rows never holds a lock for long (SQLite has one writer at a time) and can
@@ -15,8 +16,9 @@ What an event deletion must never take away (``events_needed`` and the outbox te
   from the next batch on.
 - **Events not yet routed.** An event still in the outbox (queued, or parked for an operator)
   is what the relay will send to its runs: kept until the relay deletes its entry.
-- **Deduplication by messageId.** ``events.message_id`` is unique and ingest skips a repeated
-  one; once an event is deleted a repeat of it would be stored and routed again. Deleting only
+- **Deduplication by messageId.** Ingest skips a messageId found in ``event_ids``, which
+  loses it with its event; once an event is deleted a repeat of it would be stored and routed
+  again. Deleting only
   events *received* more than the retention period ago keeps deduplication for that long
   after receipt, whatever timestamp the client gave (clients retry for minutes or hours).
 
@@ -33,20 +35,36 @@ retried send renders its content again from the template (``activities/sends.py`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, delete, func, null, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    column,
+    delete,
+    func,
+    insert,
+    literal_column,
+    not_,
+    null,
+    or_,
+    select,
+    table,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from temporal_journeys.journeys.conditions import History
 from temporal_journeys.journeys.segments import EventCondition, LastEventCondition, nodes
 from temporal_journeys.store import journeys as journeys_store
+from temporal_journeys.store import partitions
 from temporal_journeys.store import segments as segments_store
-from temporal_journeys.store.models import Event, JourneyVersion, Message, OutboxEntry
+from temporal_journeys.store.models import Event, EventId, JourneyVersion, Message, OutboxEntry
 
 # Each statement's rows stay bounded; SQLite accepts far more bound values than this too.
 MAX_BATCH = 10_000
@@ -139,10 +157,12 @@ def delete_old_events(
     limit: int,
     needed: EventsNeeded,
     dry_run: bool = False,
+    months: Sequence[partitions.Month] = (),
 ) -> EventsBatch:
     """Delete (or, on a dry run, count) the events among the ``limit`` ids after ``after_id``
     that are older than ``keep`` by receipt and by event time, and that no condition and no
-    outbox entry still needs.
+    outbox entry still needs. A dry run leaves out the rows of ``months``, which the dry run of
+    ``swap_old_month`` counted.
 
     The walk is by primary key, so it needs no index of its own (every index slows ingest).
     Ids grow with receipt up to the few seconds two API transactions overlap, so the pass
@@ -172,12 +192,90 @@ def delete_old_events(
         Event.id.not_in(routed),
     )
     if dry_run:
+        # The months a real pass swaps first are still here: their rows were counted then.
+        swapped = [m.table for m in months]
+        if swapped:
+            where += (literal_column("events.tableoid::regclass::text").not_in(swapped),)
         gone = session.scalar(select(func.count()).select_from(Event).where(*where)) or 0
     else:
+        # Their messageIds first: a repeat of a deleted event is stored again, as before.
+        session.execute(
+            delete(EventId).where(EventId.message_id.in_(select(Event.message_id).where(*where)))
+        )
         gone = session.execute(delete(Event).where(*where)).rowcount
     return EventsBatch(
         scanned=scanned, deleted=gone, last_id=last, done=scanned < limit or old == 0
     )
+
+
+class MonthSwapped(BaseModel):
+    """A month of events (a partition, on Postgres) swapped for the rows it still needed."""
+
+    month: str
+    deleted: int  # or would have gone, on a dry run
+    kept: int
+
+
+def old_months(session: Session, *, now: datetime, keep: timedelta) -> list[partitions.Month]:
+    """The months of events received wholly before the cutoff and not swapped yet, oldest
+    first; none on SQLite."""
+    if not partitions.is_partitioned(session):
+        return []
+    cutoff = now - keep
+    return [m for m in partitions.months(session) if not m.kept and m.end <= cutoff]
+
+
+def swap_old_month(
+    session: Session,
+    month: partitions.Month,
+    *,
+    now: datetime,
+    keep: timedelta,
+    needed: EventsNeeded,
+    dry_run: bool = False,
+) -> MonthSwapped:
+    """Replace a whole month of events by the few of its rows that conditions or the outbox
+    still need, and drop the rest with the month's partition: one catalogue change instead of
+    a deletion per row (``store/partitions.py``). Which rows go is decided as for a batch
+    (``delete_old_events``); their messageIds leave ``event_ids`` with them.
+
+    The copy runs with erasures held off (a contact erased meanwhile would come back with it);
+    ingest waits only for the swap itself, a few catalogue changes at the end."""
+    in_month = [Event.received_at < month.end]
+    if month.start is not None:
+        in_month.append(Event.received_at >= month.start)
+    queued = select(OutboxEntry.id).where(OutboxEntry.event_id == Event.id).exists()
+    goes = and_(_old_enough(now, keep, needed), not_(queued))
+    if dry_run:
+        gone, total = session.execute(
+            select(func.count().filter(goes), func.count()).select_from(Event).where(*in_month)
+        ).one()
+        return MonthSwapped(month=month.table, deleted=gone, kept=total - gone)
+    partitions.hold_erasures(session)
+    columns = [c.name for c in Event.__table__.columns]
+    kept_rows = table(partitions.create_kept(session, month), *map(column, columns))
+    copied = (
+        insert(kept_rows)
+        .from_select(columns, select(*Event.__table__.columns).where(*in_month, not_(goes)))
+        .returning(kept_rows.c.id)
+        .cte("copied")
+    )
+    kept = session.scalar(select(func.count()).select_from(copied)) or 0
+    gone_ids = select(Event.message_id).where(*in_month, goes).cte("gone")
+    forgotten = (
+        delete(EventId)
+        .where(EventId.message_id.in_(select(gone_ids.c.message_id)))
+        .returning(EventId.message_id)
+        .cte("forgotten")
+    )
+    gone = session.execute(
+        select(
+            select(func.count()).select_from(gone_ids).scalar_subquery(),
+            select(func.count()).select_from(forgotten).scalar_subquery(),
+        )
+    ).one()[0]
+    partitions.swap_month(session, month)
+    return MonthSwapped(month=month.table, deleted=gone, kept=kept)
 
 
 # Rows whose rendered content is still stored; the partial index ix_messages_content_created

@@ -1037,7 +1037,8 @@ def _level_statement(level: _Level, now: datetime, dialect: Any) -> _Evaluation:
         .from_select(
             ["message_id", "contact_id", "name", "properties", "timestamp", "received_at"],
             select(
-                # As ``_record_all`` names them: unique per change and per statement.
+                # As ``_record_all`` names them: unique per change and per statement, so they
+                # need no ``event_ids`` row (no client sends them again).
                 func.concat(
                     "segment:",
                     changes.c.segment_key,
@@ -1057,7 +1058,6 @@ def _level_statement(level: _Level, now: datetime, dialect: Any) -> _Evaluation:
             .select_from(ordered)
             .order_by(pairs.c.position, changes.c.kind, changes.c.contact_id),
         )
-        .on_conflict_do_nothing(index_elements=["message_id"])
         .returning(EVENTS.c.id, EVENTS.c.contact_id)
         .cte("stored")
     )

@@ -39,6 +39,10 @@ class EventsProgress(BaseModel):
     kept_for_conditions: str | None = Field(
         default=None, description="Event names conditions read, kept forever or for a window."
     )
+    months: list[str] = Field(
+        default_factory=list, description="Months swapped whole (Postgres partitions)."
+    )
+    months_done: bool = False
 
 
 class BodiesProgress(BaseModel):
@@ -91,10 +95,14 @@ def describe(state: RetentionInput | RetentionResult) -> str:
     cleared = "would be cleared" if state.dry_run else "cleared"
     return (
         f"Retention{' (dry run)' if state.dry_run else ''}: events {events.deleted:,} {verb} "
-        f"of {events.scanned:,} looked at in {events.batches:,} batches"
+        f"of {events.scanned:,} looked at in {_months(events.months)}{events.batches:,} batches"
         f"{'' if events.done else f', up to id {events.after_id:,}'}; message contents "
         f"{bodies.cleared:,} {cleared} in {bodies.batches:,} batches"
     )
+
+
+def _months(months: list[str]) -> str:
+    return f"{len(months)} whole month{'' if len(months) == 1 else 's'} and " if months else ""
 
 
 @workflow.defn(name=RETENTION_WORKFLOW)

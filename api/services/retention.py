@@ -13,6 +13,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     Client,
     Schedule,
@@ -28,6 +29,9 @@ from temporalio.service import RPCError
 from temporal_journeys.api.services import schedules
 from temporal_journeys.api.temporal import TemporalConnection
 from temporal_journeys.journeys.settings import Settings
+from temporal_journeys.store import partitions
+from temporal_journeys.store.db import Database
+from temporal_journeys.store.models import utcnow
 from temporal_journeys.workflows.retention import (
     RETENTION_WORKFLOW,
     SCHEDULE_ID,
@@ -91,6 +95,19 @@ async def sync_logged(client: Client, settings: Settings) -> None:
         await sync(client, settings)
     except RPCError as exc:
         log.warning("schedule %s not put in line with the settings: %s", SCHEDULE_ID, exc)
+
+
+async def prepare_months(db: Database) -> None:
+    """The coming months' partitions of ``events`` at a worker's start (Postgres), besides
+    each day's pass, so ingest finds them even with retention off; a failure is logged (rows
+    of a month without a partition go to the default one, and the next start tries again)."""
+    try:
+        created = await db.run(partitions.ensure_months, utcnow())
+    except SQLAlchemyError as exc:
+        log.warning("the partitions of the coming months of events were not made: %s", exc)
+        return
+    if created:
+        log.info("partitions of events made: %s", ", ".join(created))
 
 
 async def sync_when_connected(connection: TemporalConnection, settings: Settings) -> None:

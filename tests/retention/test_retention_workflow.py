@@ -189,5 +189,5 @@ async def test_a_long_pass_continues_as_new_and_carries_its_totals(
         ).describe()
 
     assert first_run.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
-    assert (result.events.deleted, result.events.scanned) == (6, 6)
+    assert (result.events.deleted, result.events.scanned) == (6, 6), result
     assert event_ids(own_db) == set()

@@ -18,6 +18,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
+from temporal_journeys.store import partitions
 from temporal_journeys.store.db import make_engine
 from temporal_journeys.store.migrate import config, downgrade, migrations_dir, upgrade
 from temporal_journeys.store.models import Base
@@ -73,7 +74,7 @@ def _schema(url: str) -> dict[str, Any]:
                 ),
             }
             for table in found.get_table_names()
-            if table != "alembic_version"
+            if table != "alembic_version" and not partitions.is_partition(table)
         }
     finally:
         engine.dispose()
@@ -83,7 +84,9 @@ def _differences(url: str) -> list[Any]:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_name": partitions.include_name}
+            )
             return compare_metadata(context, Base.metadata)
     finally:
         engine.dispose()
