@@ -438,10 +438,15 @@ def retention(db: Database, settings: Settings, now: datetime) -> tuple[int, int
     return deleted, cleared
 
 
+# The partitions of ``events`` (by month, migration 0015) count as ``events``.
 SIZES = """
-SELECT c.relname, pg_total_relation_size(c.oid), pg_indexes_size(c.oid)
+SELECT coalesce(parent.relname, c.relname),
+       sum(pg_total_relation_size(c.oid)), sum(pg_indexes_size(c.oid))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+LEFT JOIN pg_class parent ON parent.oid = i.inhparent
 WHERE c.relkind = 'r' AND n.nspname = current_schema()
+GROUP BY 1
 """
 
 

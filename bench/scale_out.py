@@ -591,7 +591,16 @@ def row_sizes(db: Database) -> str:
     with db.transaction() as session:
         for table in ("events", "messages", "step_events", "enrollments", "contacts"):
             rows = session.scalar(text(f"SELECT count(*) FROM {table}")) or 0
-            size = session.scalar(text(f"SELECT pg_total_relation_size('{table}')")) or 0
+            # With its partitions (``events``, by month): the parent itself holds nothing.
+            size = (
+                session.scalar(
+                    text(
+                        "SELECT sum(pg_total_relation_size(relid)) "
+                        f"FROM pg_partition_tree('{table}')"
+                    )
+                )
+                or 0
+            )
             shown.append(f"{table} {size / max(rows, 1):,.0f} B ({rows:,} rows)")
     return ", ".join(shown)
 
