@@ -72,8 +72,8 @@ _ACCEPT_POSTGRES = text(
         FROM incoming JOIN fresh USING (message_id) ORDER BY position
         RETURNING id, contact_id
     ), queued AS (
-        INSERT INTO outbox (event_id, contact_id, attempts, created_at)
-        SELECT id, contact_id, 0, :now FROM stored ORDER BY id
+        INSERT INTO outbox (event_id, contact_id, attempts, created_at, received_at)
+        SELECT id, contact_id, 0, :now, :now FROM stored ORDER BY id
         RETURNING id
     )
     SELECT n, CASE WHEN n > 0 THEN pg_notify(:channel, '') END
@@ -119,7 +119,7 @@ def accept(session: Session, rows: list[dict[str, Any]], now: datetime) -> int:
         sqlite.insert(Event).returning(Event.id, Event.contact_id, sort_by_parameter_order=True),
         fresh,
     ).all()
-    outbox.add(session, [(event_id, contact) for event_id, contact in stored])
+    outbox.add(session, [(event_id, contact) for event_id, contact in stored], now)
     return len(stored)
 
 

@@ -8,9 +8,21 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import Session, aliased
 
 from temporal_journeys.store.db import Database
 from temporal_journeys.store.models import Event, OutboxEntry, utcnow
@@ -28,11 +40,16 @@ class Claim:
     event_name: str
 
 
-def add(session: Session, rows: list[tuple[int, str]]) -> None:
-    """Queue (event id, contact id) pairs in the caller's transaction."""
+def add(session: Session, rows: list[tuple[int, str]], received_at: datetime) -> None:
+    """Queue (event id, contact id) pairs of events received then, in the caller's transaction."""
     session.add_all(
-        OutboxEntry(event_id=event_id, contact_id=contact) for event_id, contact in rows
+        OutboxEntry(event_id=event_id, contact_id=contact, received_at=received_at)
+        for event_id, contact in rows
     )
+
+
+# An entry's event: by id and month of receipt, so Postgres reads one partition of ``events``.
+_ITS_EVENT = and_(Event.id == OutboxEntry.event_id, Event.received_at == OutboxEntry.received_at)
 
 
 # The channel the API notifies once an ingest queued events, and relays in their own processes
@@ -124,14 +141,19 @@ CLAIM_WINDOW = 4
 
 
 def _claim_query(limit: int, postgres: bool) -> Select[tuple[int, str, str]]:
+    if not postgres:
+        oldest = select(OutboxEntry.id, OutboxEntry.contact_id, Event.name).join(Event, _ITS_EVENT)
+        return oldest.where(_pending()).order_by(OutboxEntry.id).limit(limit)
+    # Each entry's event read by a lateral probe, one partition of ``events`` each (pruned at
+    # run time by the entry's ``received_at``): as a join, the planner, which does not count
+    # that pruning, preferred scanning every partition whole for a hash join.
+    its_event = select(Event.name).where(_ITS_EVENT).limit(1).lateral("its_event")
     oldest = (
-        select(OutboxEntry.id, OutboxEntry.contact_id, Event.name)
-        .join(Event, Event.id == OutboxEntry.event_id)
+        select(OutboxEntry.id, OutboxEntry.contact_id, its_event.c.name)
+        .join(its_event, true())
         .where(_pending())
         .order_by(OutboxEntry.id)
     )
-    if not postgres:
-        return oldest.limit(limit)
     # The lock is taken in a query over a bounded window of the oldest entries, never in the
     # scan of the table: a filter there is evaluated on every row a sequential scan reads
     # before its sort (the plan Postgres picks when its statistics are stale, as after a bulk
@@ -167,11 +189,19 @@ def take(session: Session, entry_id: int) -> tuple[OutboxEntry, Event] | None:
     return taken[0] if taken else None
 
 
+def _with_events(session: Session) -> Select[tuple[OutboxEntry, Event]]:
+    """Entries with their events. On Postgres each event is read by a lateral probe of the
+    one partition its entry names (see ``_claim_query``)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return select(OutboxEntry, Event).join(Event, _ITS_EVENT)
+    its_event = aliased(Event, select(Event).where(_ITS_EVENT).limit(1).lateral("its_event"))
+    return select(OutboxEntry, its_event).join(its_event, true())
+
+
 def take_all(session: Session, entry_ids: list[int]) -> list[tuple[OutboxEntry, Event]]:
     """``take`` for several claimed entries in one statement: those still pending, in id order."""
     query = (
-        select(OutboxEntry, Event)
-        .join(Event, Event.id == OutboxEntry.event_id)
+        _with_events(session)
         .where(OutboxEntry.id.in_(entry_ids), _pending())
         .order_by(OutboxEntry.id)
     )
@@ -214,8 +244,7 @@ def parked_count(session: Session) -> int:
 def parked(session: Session, *, after: int, limit: int) -> list[tuple[OutboxEntry, Event]]:
     """Parked entries with their events, oldest first, from the one after ``after``."""
     query = (
-        select(OutboxEntry, Event)
-        .join(Event, Event.id == OutboxEntry.event_id)
+        _with_events(session)
         .where(OutboxEntry.parked_at.is_not(None), OutboxEntry.id > after)
         .order_by(OutboxEntry.id)
         .limit(limit)

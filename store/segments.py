@@ -1065,8 +1065,8 @@ def _level_statement(level: _Level, now: datetime, dialect: Any) -> _Evaluation:
     queued = (
         postgresql.insert(outbox)
         .from_select(
-            ["event_id", "contact_id", "attempts", "created_at"],
-            select(stored.c.id, stored.c.contact_id, literal_column("0"), moment).order_by(
+            ["event_id", "contact_id", "attempts", "created_at", "received_at"],
+            select(stored.c.id, stored.c.contact_id, literal_column("0"), moment, moment).order_by(
                 stored.c.id
             ),
         )

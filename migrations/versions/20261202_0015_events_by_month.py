@@ -8,6 +8,8 @@ catalogue change (``store/partitions.py``, ``store/retention.py``).
 A unique index on a partitioned table must hold the partition key, so ``events.message_id``
 can no longer be unique there: ingest deduplicates through ``event_ids`` (messageId primary
 key, filled here from the stored events) on both databases. SQLite keeps one plain table.
+Outbox entries carry their event's ``received_at``: the relay reads an entry's event by id and
+month, one partition instead of all of them.
 
 The existing rows are not copied: the old table becomes the partition ``events_before_<next
 month>`` in place. Its primary key becomes ``(id, received_at)``, which rebuilds that index
@@ -46,6 +48,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("events") as batch:
         batch.drop_constraint("uq_events_message_id", type_="unique")
+    # Each outbox entry names its event's month, so the relay reads one partition.
+    op.add_column("outbox", sa.Column("received_at", sa.DateTime(timezone=True)))
+    op.execute(
+        "UPDATE outbox SET received_at = coalesce("
+        "(SELECT received_at FROM events WHERE events.id = outbox.event_id), created_at)"
+    )
+    with op.batch_alter_table("outbox") as batch:
+        batch.alter_column("received_at", nullable=False)
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         partitions.partition_events(bind, datetime.now(UTC))
@@ -57,4 +67,6 @@ def downgrade() -> None:
         partitions.unpartition_events(bind)
     with op.batch_alter_table("events") as batch:
         batch.create_unique_constraint("uq_events_message_id", ["message_id"])
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("received_at")
     op.drop_table("event_ids")

@@ -139,7 +139,7 @@ def test_a_month_wholly_past_the_cutoff_is_swapped_for_the_rows_it_still_needs(
     with month_db.transaction() as session:  # routed, but for one
         session.execute(delete(OutboxEntry))
         queued = session.scalar(select(Event.id).where(Event.message_id == "april-queued"))
-        session.add(OutboxEntry(event_id=queued, contact_id="ada", attempts=0))
+        session.add(OutboxEntry(event_id=queued, contact_id="ada", attempts=0, received_at=APRIL))
         session.execute(
             Event.__table__.update().where(Event.message_id == "april-future").values(timestamp=NOW)
         )

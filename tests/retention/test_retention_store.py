@@ -122,7 +122,11 @@ def test_batches_delete_exactly_the_old_events_nothing_still_needs(db: Database)
     }
     routed = _event(db, "page.viewed", 45)  # still in the outbox: the relay will route it
     with db.transaction() as session:
-        session.add(OutboxEntry(event_id=routed, contact_id="ada", attempts=0))
+        session.add(
+            OutboxEntry(
+                event_id=routed, contact_id="ada", attempts=0, received_at=NOW - timedelta(days=45)
+            )
+        )
     kept |= {routed}
     kept |= {_event(db, "page.viewed", days) for days in (29, 10, 1, 0, 0, 0, 0, 0, 0)}
 

@@ -42,7 +42,10 @@ def backlog_db(own_postgres_url: str) -> Iterator[Database]:
         )
         connection.execute(
             insert(OutboxEntry),
-            [{"event_id": n, "contact_id": f"contact-{n}"} for n in range(1, BACKLOG + 1)],
+            [
+                {"event_id": n, "contact_id": f"contact-{n}", "received_at": now}
+                for n in range(1, BACKLOG + 1)
+            ],
         )
     yield db
     db.dispose()
