@@ -251,3 +251,57 @@ def test_the_migration_partitions_a_filled_table_in_place_and_back(postgres_serv
                 assert not partitions.is_partitioned(session)
         finally:
             db.dispose()
+
+
+def _march(db: Database, count: int) -> None:
+    for start in range(0, count, 500):
+        _accept(db, MARCH, *((f"march-{n}", "page.viewed") for n in range(start, start + 500)))
+    with db.transaction() as session:
+        session.execute(delete(OutboxEntry))
+
+
+def test_ingest_goes_on_while_a_month_is_swapped_and_nothing_is_lost_or_doubled(
+    month_db: Database, own_postgres_url: str
+):
+    _march(month_db, 20_000)
+    stop, sent = threading.Event(), []
+
+    def ingest() -> None:
+        while not stop.is_set():
+            batch = [(f"june-{len(sent)}-{n}", "page.viewed") for n in range(50)]
+            assert _accept(month_db, NOW, *batch) == 50
+            sent.extend(key for key, _ in batch)
+
+    posting = threading.Thread(target=ingest)
+    posting.start()
+    try:
+        done = _pass(month_db, own_postgres_url)[-1]
+    finally:
+        stop.set()
+        posting.join()
+
+    assert "events_2031_03" in done.months and done.deleted == 20_000
+    with month_db.transaction() as session:
+        stored = session.scalars(select(Event.message_id)).all()
+    assert sent and sorted(stored) == sorted(sent), "every event accepted meanwhile, once"
+
+
+def test_a_swap_that_cannot_lock_the_table_changes_nothing(
+    month_db: Database, own_postgres_url: str
+):
+    _march(month_db, 1_000)
+    holder = month_db.engine.connect()
+    try:
+        with holder.begin():
+            # A long reader of events: the swap's detach must wait for it, and gives up.
+            holder.execute(text("LOCK TABLE events IN ACCESS SHARE MODE"))
+            with pytest.raises(OperationalError, match="lock timeout"):
+                _pass(month_db, own_postgres_url)
+    finally:
+        holder.close()
+
+    assert "events_2031_03" in _tables(month_db)
+    assert "events_2031_03_kept" not in _tables(month_db)
+    assert len(_where(month_db)) == 1_000 and len(_remembered(month_db)) == 1_000
+
+    assert _pass(month_db, own_postgres_url)[-1].deleted == 1_000  # and the next pass does it
