@@ -165,6 +165,15 @@ def _in_default(connection: Connection | Session, start: datetime, end: datetime
     )
 
 
+# The columns of ``events`` as migration 0001 made them, ids from its sequence.
+_COLUMNS = (
+    "id BIGINT NOT NULL DEFAULT nextval('events_id_seq'::regclass), "
+    "message_id VARCHAR(200) NOT NULL, contact_id VARCHAR(200) NOT NULL, "
+    "name VARCHAR(200) NOT NULL, properties JSONB NOT NULL, "
+    "timestamp TIMESTAMP WITH TIME ZONE NOT NULL, received_at TIMESTAMP WITH TIME ZONE NOT NULL"
+)
+
+
 def partition_events(connection: Connection, now: datetime) -> None:
     """Turn the plain ``events`` table into the partitioned layout, its rows kept in place as
     ``events_before_<next month>`` (no copy). Its ``message_id`` unique constraint must be gone
@@ -182,18 +191,8 @@ def partition_events(connection: Connection, now: datetime) -> None:
         f"ALTER INDEX ix_events_contact_name_time RENAME TO ix_{old}_contact_name_time",
         f"ALTER INDEX ix_events_contact_time RENAME TO ix_{old}_contact_time",
         f"ALTER TABLE {old} ADD CONSTRAINT pk_{old} PRIMARY KEY (id, received_at)",
-        """
-        CREATE TABLE events (
-            id BIGINT NOT NULL DEFAULT nextval('events_id_seq'::regclass),
-            message_id VARCHAR(200) NOT NULL,
-            contact_id VARCHAR(200) NOT NULL,
-            name VARCHAR(200) NOT NULL,
-            properties JSONB NOT NULL,
-            timestamp TIMESTAMP WITH TIME ZONE NOT NULL,
-            received_at TIMESTAMP WITH TIME ZONE NOT NULL,
-            CONSTRAINT pk_events PRIMARY KEY (id, received_at)
-        ) PARTITION BY RANGE (received_at)
-        """,
+        f"CREATE TABLE events ({_COLUMNS}, CONSTRAINT pk_events PRIMARY KEY (id, received_at)) "
+        "PARTITION BY RANGE (received_at)",
         "ALTER SEQUENCE events_id_seq OWNED BY events.id",
         "CREATE INDEX ix_events_contact_name_time ON events (contact_id, name, timestamp)",
         "CREATE INDEX ix_events_contact_time ON events (contact_id, timestamp)",
@@ -211,18 +210,7 @@ def unpartition_events(connection: Connection) -> None:
         "ALTER TABLE events_partitioned RENAME CONSTRAINT pk_events TO pk_events_partitioned",
         "ALTER INDEX ix_events_contact_name_time RENAME TO ix_events_partitioned_name_time",
         "ALTER INDEX ix_events_contact_time RENAME TO ix_events_partitioned_time",
-        """
-        CREATE TABLE events (
-            id BIGINT NOT NULL DEFAULT nextval('events_id_seq'::regclass),
-            message_id VARCHAR(200) NOT NULL,
-            contact_id VARCHAR(200) NOT NULL,
-            name VARCHAR(200) NOT NULL,
-            properties JSONB NOT NULL,
-            timestamp TIMESTAMP WITH TIME ZONE NOT NULL,
-            received_at TIMESTAMP WITH TIME ZONE NOT NULL,
-            CONSTRAINT pk_events PRIMARY KEY (id)
-        )
-        """,
+        f"CREATE TABLE events ({_COLUMNS}, CONSTRAINT pk_events PRIMARY KEY (id))",
         "INSERT INTO events SELECT * FROM events_partitioned ORDER BY id",
         "ALTER SEQUENCE events_id_seq OWNED BY events.id",
         "DROP TABLE events_partitioned",
