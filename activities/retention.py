@@ -8,13 +8,11 @@ its last heartbeat, and the CLI prints each one.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
 from temporalio import activity
 
 from temporal_journeys.journeys.settings import Settings
@@ -30,7 +28,6 @@ from temporal_journeys.workflows.retention import (
     EventsProgress,
 )
 
-log = logging.getLogger("journeys.retention")
 P = TypeVar("P", bound=BaseModel)
 _STILL_WORKING = 30.0  # seconds; the workflow's heartbeat timeout is 2 minutes
 
@@ -68,7 +65,7 @@ def events_pass(
                 limit=size,
                 needed=needed,
                 dry_run=dry_run,
-                months=retention_store.old_months(session, now=now, keep=keep) if dry_run else (),
+                counted_months=progress.months if dry_run else (),
             )
         progress = progress.model_copy(
             update={
@@ -90,13 +87,8 @@ def _months_pass(
     before the cutoff swapped for what it still needs (``swap_old_month``), one transaction
     each; the batches after it handle the month that straddles the cutoff and the rows kept."""
     if not dry_run:
-        try:
-            with db.transaction() as session:
-                partitions.ensure_months(session, now)
-        except OperationalError as exc:
-            # Ingest held ``events`` past the lock timeout: the default partition takes the
-            # month's rows meanwhile, and a worker start or tomorrow's pass tries again.
-            log.warning("the partitions of the coming months of events were not made: %s", exc)
+        with db.transaction() as session:
+            partitions.ensure_months(session, now)
     while True:
         with db.transaction() as session:
             pending = [

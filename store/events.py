@@ -11,7 +11,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from temporal_journeys.store import outbox, partitions
-from temporal_journeys.store.models import Event, EventId
+from temporal_journeys.store.models import Event, EventId, utcnow
 
 
 def count(session: Session | Connection, contact_id: str, name: str, since: datetime | None) -> int:
@@ -30,16 +30,16 @@ def record(
     properties: dict[str, Any],
     timestamp: datetime,
 ) -> Event:
+    received = utcnow()
     event = Event(
         message_id=message_id,
         contact_id=contact_id,
         name=name,
         properties=properties,
         timestamp=timestamp,
+        received_at=received,
     )
-    session.add(event)
-    session.flush()
-    session.add(EventId(message_id=message_id, received_at=event.received_at))
+    session.add_all([event, EventId(message_id=message_id, received_at=received)])
     session.flush()
     return event
 

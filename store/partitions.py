@@ -22,12 +22,16 @@ unique across the partitions. SQLite keeps one plain ``events`` table.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+
+log = logging.getLogger("journeys.store.partitions")
 
 MONTHS_AHEAD = 3
 DEFAULT = "events_default"
@@ -128,8 +132,11 @@ def ensure_months(
 ) -> list[str]:
     """Create the partitions of the current month and ``ahead`` more that no partition covers
     yet; answers the tables created. A month whose rows already went to the default partition
-    is left there (Postgres refuses a partition whose rows the default holds). Nothing on
-    SQLite, or on a database whose ``events`` is not partitioned."""
+    is left there (Postgres refuses a partition whose rows the default holds). A month whose
+    creation cannot lock ``events`` within ``SWAP_LOCK_TIMEOUT`` (ingests hold it) is logged and
+    left to the next call (a worker start, the next day's pass); the default partition takes
+    its rows meanwhile. Nothing on SQLite, or on a database whose ``events`` is not
+    partitioned."""
     if not is_partitioned(connection):
         return []
     existing = months(connection)
@@ -142,13 +149,17 @@ def ensure_months(
             table = month_table(start)
             # Creating a partition locks ``events`` whole: never wait long for the ingests.
             connection.execute(text(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
-            connection.execute(
-                text(
-                    f"CREATE TABLE IF NOT EXISTS {table} PARTITION OF events FOR VALUES "
-                    f"{_bounds(Month(table, start, end, kept=False))}"
-                )
-            )
-            created.append(table)
+            try:
+                with connection.begin_nested():
+                    connection.execute(
+                        text(
+                            f"CREATE TABLE IF NOT EXISTS {table} PARTITION OF events FOR VALUES "
+                            f"{_bounds(Month(table, start, end, kept=False))}"
+                        )
+                    )
+                created.append(table)
+            except OperationalError as exc:
+                log.warning("partition %s of events not made yet: %s", table, exc)
         start = end
     return created
 
@@ -178,12 +189,8 @@ def partition_events(connection: Connection, now: datetime) -> None:
     """Turn the plain ``events`` table into the partitioned layout, its rows kept in place as
     ``events_before_<next month>`` (no copy). Its ``message_id`` unique constraint must be gone
     already (the caller moves deduplication to ``event_ids`` first)."""
-    before = Month(
-        f"events_before_{next_month(month_start(now)):%Y_%m}",
-        None,
-        next_month(month_start(now)),
-        kept=False,
-    )
+    end = next_month(month_start(now))
+    before = Month(f"events_before_{end:%Y_%m}", None, end, kept=False)
     old = before.table
     for statement in (
         f"ALTER TABLE events RENAME TO {old}",

@@ -18,9 +18,9 @@ What an event deletion must never take away (``events_needed`` and the outbox te
   is what the relay will send to its runs: kept until the relay deletes its entry.
 - **Deduplication by messageId.** Ingest skips a messageId found in ``event_ids``, which
   loses it with its event; once an event is deleted a repeat of it would be stored and routed
-  again. Deleting only
-  events *received* more than the retention period ago keeps deduplication for that long
-  after receipt, whatever timestamp the client gave (clients retry for minutes or hours).
+  again. Deleting only events *received* more than the retention period ago keeps
+  deduplication for that long after receipt, whatever timestamp the client gave (clients retry
+  for minutes or hours).
 
 The WhatsApp send reads one day back (the 24-hour window after a contact's last message), less
 than any retention setting (whole days, at least one). Runs themselves read no stored event:
@@ -157,12 +157,12 @@ def delete_old_events(
     limit: int,
     needed: EventsNeeded,
     dry_run: bool = False,
-    months: Sequence[partitions.Month] = (),
+    counted_months: Sequence[str] = (),
 ) -> EventsBatch:
     """Delete (or, on a dry run, count) the events among the ``limit`` ids after ``after_id``
     that are older than ``keep`` by receipt and by event time, and that no condition and no
-    outbox entry still needs. A dry run leaves out the rows of ``months``, which the dry run of
-    ``swap_old_month`` counted.
+    outbox entry still needs. A dry run leaves out the rows of the partitions
+    ``counted_months``, which the dry run of ``swap_old_month`` counted.
 
     The walk is by primary key, so it needs no index of its own (every index slows ingest).
     Ids grow with receipt up to the few seconds two API transactions overlap, so the pass
@@ -193,9 +193,8 @@ def delete_old_events(
     )
     if dry_run:
         # The months a real pass swaps first are still here: their rows were counted then.
-        swapped = [m.table for m in months]
-        if swapped:
-            where += (literal_column("events.tableoid::regclass::text").not_in(swapped),)
+        if counted_months:
+            where += (literal_column("events.tableoid::regclass::text").not_in(counted_months),)
         gone = session.scalar(select(func.count()).select_from(Event).where(*where)) or 0
     else:
         # Their messageIds first: a repeat of a deleted event is stored again, as before.
@@ -269,12 +268,8 @@ def swap_old_month(
         .returning(EventId.message_id)
         .cte("forgotten")
     )
-    gone = session.execute(
-        select(
-            select(func.count()).select_from(gone_ids).scalar_subquery(),
-            select(func.count()).select_from(forgotten).scalar_subquery(),
-        )
-    ).one()[0]
+    # ``forgotten`` is named by nothing the answer reads: added, or it would not be written.
+    gone = session.scalar(select(func.count()).select_from(gone_ids).add_cte(forgotten)) or 0
     partitions.swap_month(session, month)
     return MonthSwapped(month=month.table, deleted=gone, kept=kept)
 
